@@ -1,0 +1,7 @@
+"""``python -m difflab`` (also ``torchrun -m difflab``) runs the command line."""
+
+import sys
+
+from difflab.cli import main
+
+sys.exit(main())

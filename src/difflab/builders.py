@@ -1,0 +1,101 @@
+"""Config -> objects: the one place where config sections become constructor arguments.
+
+Math modules never read a config; the CLI and the trainer call these builders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from difflab.config import Config, DataConfig, ModelConfig, ModelName, ScheduleConfig
+from difflab.data.dataset import Dataset, standardize
+from difflab.data.files import load_vectors
+from difflab.data.toy import sample_toy
+from difflab.losses.base import Objective
+from difflab.losses.ddpm import SimpleObjective
+from difflab.models import MLP, ConditionalLinearNet
+from difflab.reverse import output_channels
+from difflab.samplers import ChainResult, ddpm_sample
+from difflab.schedules import NoiseSchedule
+from difflab.timesteps import TimestepSampler
+
+
+def build_schedule(cfg: ScheduleConfig, *, warn: bool = True) -> NoiseSchedule:
+    return NoiseSchedule.from_name(
+        cfg.name, cfg.T, beta_start=cfg.beta_start, beta_end=cfg.beta_end, warn=warn
+    )
+
+
+def build_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
+    """The training data: a seeded toy draw of ``n_train`` points, or the user's file."""
+    if cfg.name == "file":
+        assert cfg.path is not None
+        x = load_vectors(cfg.path)
+    else:
+        x = sample_toy(cfg.name, cfg.n_train, seed=seed)
+    if cfg.normalize == "standardize":
+        return standardize(cfg.name, x)
+    return Dataset(cfg.name, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+
+
+def build_model(cfg: ModelConfig, data_shape: tuple[int, ...], *, T: int) -> nn.Module:
+    """The network for data of shape ``data_shape`` (one example) and a T-step schedule."""
+    if len(data_shape) != 1:
+        raise ValueError(
+            f"model.name = {cfg.name!r} takes vector data (N, D); this data has examples of "
+            f"shape {data_shape}"
+        )
+    dim = data_shape[0]
+    out = output_channels(dim, cfg.variance)
+    if cfg.name == ModelName.CONDITIONAL_LINEAR:
+        return ConditionalLinearNet(
+            dim, out, T=T, width=cfg.width, depth=cfg.depth, activation=cfg.activation
+        )
+    return MLP(
+        dim,
+        out,
+        width=cfg.width,
+        depth=cfg.depth,
+        activation=cfg.activation,
+        time_dim=cfg.time_dim,
+        time_scale=1000.0 / T,
+    )
+
+
+def build_objective(cfg: Config, schedule: NoiseSchedule) -> Objective:
+    """The training objective named by ``loss.name``."""
+    timesteps = TimestepSampler(schedule.T, cfg.loss.timesteps)
+    return SimpleObjective(
+        schedule, timesteps, prediction=cfg.model.prediction, variance=cfg.model.variance
+    )
+
+
+def generate(
+    cfg: Config,
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    shape: tuple[int, ...],
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    record: Iterable[int] | None = None,
+    progress: bool = False,
+) -> ChainResult:
+    """Run the sampler named by ``sample.sampler`` in model space."""
+    clip = (-1.0, 1.0) if cfg.sample.clip_x0 else None
+    return ddpm_sample(
+        model,
+        schedule,
+        shape,
+        prediction=cfg.model.prediction,
+        variance=cfg.model.variance,
+        clip=clip,
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )

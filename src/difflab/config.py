@@ -1,0 +1,370 @@
+"""Run configuration: frozen dataclasses in sections, read from TOML, overridden with
+``--set section.key=value``, written as JSON into every run.
+
+Each section validates itself on construction and raises ``ValueError`` naming the key
+(``train.steps``), the bad value and what is allowed. Unknown sections and keys are errors with a
+did-you-mean suggestion. Math modules never import this file: the CLI and ``builders`` turn a
+config into constructor arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from difflab.choices import StrEnum, parse_enum
+from difflab.data.toy import toy_names
+from difflab.models.embeddings import Activation
+from difflab.parameterization import Prediction
+from difflab.reverse import Variance
+from difflab.schedules import ScheduleName
+from difflab.timesteps import TimestepSampling
+
+
+class ModelName(StrEnum):
+    MLP = "mlp"
+    CONDITIONAL_LINEAR = "conditional_linear"
+
+
+class LossName(StrEnum):
+    SIMPLE = "simple"
+
+
+class SamplerName(StrEnum):
+    DDPM = "ddpm"
+
+
+class Normalize(StrEnum):
+    NONE = "none"
+    STANDARDIZE = "standardize"
+
+
+class OptimizerName(StrEnum):
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+class LRSchedule(StrEnum):
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+class LogFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+def _check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{key} = {value!r} is invalid: it must be {rule}")
+
+
+def _choice(enum_cls: type[StrEnum], value: Any, key: str) -> None:
+    parse_enum(enum_cls, value, key)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``name``: a toy dataset or "file" (then ``path`` names an .npy/.npz/.csv of N x D floats)."""
+
+    name: str = "swiss_roll"
+    path: str | None = None
+    n_train: int = 50_000
+    normalize: str = "none"
+
+    def __post_init__(self) -> None:
+        names = [*toy_names(), "file"]
+        if self.name not in names:
+            raise ValueError(
+                f"unknown data.name {self.name!r}; choose one of {', '.join(map(repr, names))}"
+            )
+        if self.name == "file" and not self.path:
+            raise ValueError("data.name = 'file' needs data.path = 'your_data.npy' (or .npz/.csv)")
+        if self.path and self.name != "file":
+            raise ValueError("data.path is set: also set data.name = 'file' to train on that file")
+        _check(self.n_train >= 2, "data.n_train", self.n_train, "an integer >= 2")
+        _choice(Normalize, self.normalize, "data.normalize")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The forward process: beta schedule ``name`` over ``T`` steps (see schedules.make_betas)."""
+
+    name: str = "cosine"
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self) -> None:
+        _choice(ScheduleName, self.name, "schedule.name")
+        _check(self.T >= 1, "schedule.T", self.T, "an integer >= 1")
+        for key in ("beta_start", "beta_end"):
+            value = getattr(self, key)
+            _check(0 < value < 1, f"schedule.{key}", value, "a number in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network (``name``), its size, and what it predicts (``prediction``, ``variance``)."""
+
+    name: str = "mlp"
+    width: int = 128
+    depth: int = 3
+    activation: str = "silu"
+    time_dim: int = 64
+    prediction: str = "eps"
+    variance: str = "small"
+
+    def __post_init__(self) -> None:
+        _choice(ModelName, self.name, "model.name")
+        _choice(Activation, self.activation, "model.activation")
+        _choice(Prediction, self.prediction, "model.prediction")
+        _choice(Variance, self.variance, "model.variance")
+        _check(self.width >= 1, "model.width", self.width, "an integer >= 1")
+        _check(self.depth >= 1, "model.depth", self.depth, "an integer >= 1")
+        _check(
+            self.time_dim >= 2 and self.time_dim % 2 == 0,
+            "model.time_dim",
+            self.time_dim,
+            "an even integer >= 2",
+        )
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training objective ``name`` and how t is drawn (``timesteps``)."""
+
+    name: str = "simple"
+    timesteps: str = "antithetic"
+
+    def __post_init__(self) -> None:
+        _choice(LossName, self.name, "loss.name")
+        _choice(TimestepSampling, self.timesteps, "loss.timesteps")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: budget, batch, optimiser and LR schedule, EMA, checkpoints and logging."""
+
+    steps: int = 8000
+    batch_size: int = 512
+    lr: float = 2e-3
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    seed: int = 0
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    lr_schedule: str = "cosine"
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    log_format: str = "csv"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        _check(0 < self.lr < 10, "train.lr", self.lr, "a number in (0, 10)")
+        _check(0 <= self.ema_decay < 1, "train.ema_decay", self.ema_decay, "a number in [0, 1)")
+        _check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0 (0 turns it off)")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        _check(self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
+        _check(
+            self.checkpoint_every >= 0,
+            "train.checkpoint_every",
+            self.checkpoint_every,
+            "an integer >= 0 (0: only at the end)",
+        )
+        _check(
+            self.keep_checkpoints >= 1,
+            "train.keep_checkpoints",
+            self.keep_checkpoints,
+            "an integer >= 1",
+        )
+        _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
+        _choice(OptimizerName, self.optimizer, "train.optimizer")
+        _choice(LRSchedule, self.lr_schedule, "train.lr_schedule")
+        _choice(LogFormat, self.log_format, "train.log_format")
+        _check(
+            self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto",
+            "train.device",
+            self.device,
+            "'cpu', 'cuda', 'cuda:N' or 'auto'",
+        )
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Sampling defaults for ``difflab sample``: sampler, number of steps (None: all T), count."""
+
+    sampler: str = "ddpm"
+    steps: int | None = None
+    n: int = 5000
+    clip_x0: bool = False
+    use_ema: bool = True
+
+    def __post_init__(self) -> None:
+        _choice(SamplerName, self.sampler, "sample.sampler")
+        _check(
+            self.steps is None or self.steps >= 1,
+            "sample.steps",
+            self.steps,
+            "an integer >= 1, or omitted for all T steps",
+        )
+        _check(self.n >= 1, "sample.n", self.n, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run's configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """A copy with keys of one section changed (validated)."""
+        return dataclasses.replace(
+            self, **{section: dataclasses.replace(getattr(self, section), **changes)}
+        )
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the type annotation ``hint`` (int, float, str, bool, X | None)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+            raise ValueError(f"{key} = {value!r} is invalid: it must be a finite number")
+    elif hint is str and isinstance(value, str):
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise ValueError(
+        f"{key} = {value!r} has the wrong type: it must be {_TYPE_WORDS.get(name, name)}"
+    )
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def _section_from_dict(name: str, values: Any) -> Any:
+    cls = SECTIONS[name]
+    if not isinstance(values, dict):
+        raise ValueError(f"[{name}] must be a table of keys, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    keys = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in keys:
+            raise ValueError(
+                f"unknown key {name}.{key}{_did_you_mean(key, keys)} "
+                f"(valid keys: {', '.join(keys)})"
+            )
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a Config from nested dicts; missing keys take their defaults."""
+    sections = {}
+    for name, values in raw.items():
+        if name not in SECTIONS:
+            raise ValueError(
+                f"unknown config section [{name}]{_did_you_mean(name, list(SECTIONS))} "
+                f"(valid sections: {', '.join(SECTIONS)})"
+            )
+        sections[name] = values
+    return Config(**{name: _section_from_dict(name, vals) for name, vals in sections.items()})
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value``; the value is read as TOML (numbers, true/false, "strings"),
+    falling back to a bare string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ValueError(f"--set {text!r} must look like section.key=value, e.g. train.steps=2000")
+    lhs, raw_value = text.split("=", 1)
+    section, key = lhs.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw_value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value.strip()
+    return section, key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with each ``section.key=value`` applied."""
+    merged = {name: dict(values) for name, values in raw.items()}
+    for text in overrides:
+        section, key, value = parse_override(text)
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into nested dicts, with one-line errors for a missing/bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """The defaults, updated by a TOML file (if any), then by ``--set`` overrides."""
+    raw = read_toml(path) if path is not None else {}
+    return config_from_dict(apply_overrides(raw, overrides or []))
+
+
+def config_from_json(path: str | Path) -> Config:
+    """Read a run's ``config.json``."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read run config {str(path)!r}: {err}") from None
+    return config_from_dict(raw)

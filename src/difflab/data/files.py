@@ -1,0 +1,272 @@
+"""The user's own vector data: load (N, D) arrays from .npy, .npz or .csv, and save them.
+
+Every user mistake raises :class:`DataError` with a one-line message of the form
+``"<file>: <problem>; <fix>"``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+LOAD_EXTENSIONS = (".npy", ".npz", ".csv")
+SAVE_EXTENSIONS = (".npy", ".csv")
+NPZ_KEYS = ("x", "data")  # looked up in this order when an .npz holds several arrays
+MAX_ABS_VALUE = 1e6
+
+
+class DataError(ValueError):
+    """A problem with the user's data file; the message names the file, the problem and the fix."""
+
+
+def load_vectors(path: str | Path) -> np.ndarray:
+    """Read an (N, D) array of N >= 2 finite vectors from a .npy, .npz or .csv file.
+
+    - ``.npy``: a 2-D float or int array (a 1-D array must be reshaped to (N, 1)).
+    - ``.npz``: a single array, or the one named ``x`` (else ``data``).
+    - ``.csv``: comma-separated numbers, N rows of D values; a first row with no numbers is
+      taken as a header and skipped; blank lines are ignored.
+
+    Returns:
+        (N, D) float32.
+
+    Raises:
+        DataError: missing file, unknown extension, empty file, ragged or non-numeric CSV rows,
+            wrong rank, non-numeric dtype, NaN/inf, |values| > 1e6, or fewer than 2 rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file; pass the path of a .npy, .npz or .csv file")
+    ext = path.suffix.lower()
+    if ext not in LOAD_EXTENSIONS:
+        raise DataError(
+            f"{path}: unknown extension {ext or '(none)'!r}; "
+            f"save the data as one of {', '.join(LOAD_EXTENSIONS)}"
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; write N rows of D numbers to it")
+    readers = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}
+    return _validate(path, readers[ext](path))
+
+
+def _np_load(path: Path) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not (magic == b"\x93NUMPY" or magic.startswith(b"PK")):
+        raise DataError(
+            f"{path}: cannot be read, it has no .npy or .npz header; write it with np.save"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
+            raise DataError(
+                f"{path}: holds an object (pickled) array; save a numeric array, "
+                "e.g. np.save(path, x.astype(np.float32))"
+            ) from None
+        raise DataError(f"{path}: cannot be read by numpy ({e}); write it with np.save") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot be read by numpy ({e}); write it with np.save") from None
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    data = _np_load(path)
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise DataError(f"{path}: is an .npz archive, not an .npy file; rename it to .npz")
+    return data
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    archive = _np_load(path)
+    if isinstance(archive, np.ndarray):  # an .npy file named .npz: accept it
+        return archive
+    with archive:
+        keys = list(archive.files)
+        if not keys:
+            raise DataError(
+                f"{path}: the archive holds no arrays; save one with np.savez(path, x=x)"
+            )
+        chosen = keys if len(keys) == 1 else [k for k in NPZ_KEYS if k in keys]
+        if not chosen:
+            raise DataError(
+                f"{path}: holds arrays {', '.join(map(repr, keys))} and none is named 'x' or "
+                "'data'; save a single array or name it x, e.g. np.savez(path, x=x)"
+            )
+        try:
+            return archive[chosen[0]]
+        except ValueError:
+            raise DataError(
+                f"{path}: array {chosen[0]!r} has object dtype; save a numeric array"
+            ) from None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path}: is not a UTF-8 text file; write plain comma-separated numbers"
+        ) from None
+    rows = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not rows:
+        raise DataError(f"{path}: contains no rows; write N rows of D comma-separated numbers")
+    first_line, first = rows[0]
+    width = len(first.split(","))
+    if not any(_is_number(c) for c in first.split(",")):
+        rows = rows[1:]  # a header row: no cell is a number
+        if not rows:
+            raise DataError(f"{path}: has a header row but no data rows; add N rows of numbers")
+    try:
+        data = np.loadtxt([line for _, line in rows], delimiter=",", ndmin=2, comments=None)
+    except ValueError as e:
+        _diagnose_csv(path, rows, width, first_line)
+        raise DataError(f"{path}: cannot be parsed ({e}); write comma-separated numbers") from None
+    if data.shape[1] != width:
+        _diagnose_csv(path, rows, width, first_line)
+    return data
+
+
+def _diagnose_csv(path: Path, rows: list[tuple[int, str]], width: int, width_line: int) -> None:
+    """Raise a DataError naming the first ragged row or non-numeric cell, if any."""
+    for line_number, line in rows:
+        cells = line.split(",")
+        if len(cells) != width:
+            raise DataError(
+                f"{path}: line {line_number} has {len(cells)} values but line {width_line} has "
+                f"{width}; give every row the same number of comma-separated values"
+            )
+        for column, cell in enumerate(cells, 1):
+            if not _is_number(cell):
+                shown = cell.strip()[:20] or "(empty)"
+                raise DataError(
+                    f"{path}: line {line_number}, column {column}: {shown!r} is not a number; "
+                    "use plain numbers separated by commas"
+                )
+
+
+def _validate(path: Path, array: np.ndarray) -> np.ndarray:
+    """Check dtype, rank, size and values; return float32 (N, D)."""
+    kind = array.dtype.kind
+    if kind == "O":
+        raise DataError(f"{path}: has object dtype; save a numeric array, e.g. x.astype(float)")
+    if kind == "c":
+        raise DataError(
+            f"{path}: has complex dtype; save real numbers, e.g. np.stack([x.real, x.imag], 1)"
+        )
+    if kind not in "iuf":
+        raise DataError(f"{path}: has dtype {array.dtype}; save a float or int array")
+    if array.ndim == 1:
+        raise DataError(
+            f"{path}: is 1-D with shape {array.shape}; reshape to (N, 1), e.g. x.reshape(-1, 1)"
+        )
+    if array.ndim != 2:
+        raise DataError(
+            f"{path}: has shape {array.shape} but (N, D) is needed; "
+            "flatten each example to a row, e.g. x.reshape(len(x), -1)"
+        )
+    _check_size(path, array.shape)
+    x = array.astype(np.float64)
+    _check_values(path, x)
+    return x.astype(np.float32)
+
+
+def _check_size(path: Path, shape: tuple[int, ...]) -> None:
+    n, d = shape
+    if n == 0:
+        raise DataError(f"{path}: contains no rows; save N >= 2 rows of D numbers")
+    if d == 0:
+        raise DataError(f"{path}: rows have no values (shape {shape}); save D >= 1 columns")
+    if n < 2:
+        raise DataError(f"{path}: has only {n} row; at least 2 rows are needed, add more data")
+
+
+def _check_values(path: Path, x: np.ndarray) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first_row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DataError(
+            f"{path}: contains {int(bad.sum())} NaN/inf values (first in row {first_row}, "
+            "counting data rows from 0); remove or impute those rows"
+        )
+    biggest = float(np.abs(x).max())
+    if biggest > MAX_ABS_VALUE:
+        raise DataError(
+            f"{path}: has values up to {biggest:.3g} in magnitude (limit {MAX_ABS_VALUE:.0e}); "
+            "rescale to roughly unit range, e.g. (x - x.mean(0)) / x.std(0)"
+        )
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Check that ``path`` can take saved vectors (extension, existing directory) before any
+    work is done to produce them; returns it as a Path."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in SAVE_EXTENSIONS:
+        raise DataError(
+            f"{path}: cannot save with extension {ext or '(none)'!r}; "
+            f"use one of {', '.join(SAVE_EXTENSIONS)}"
+        )
+    if not path.parent.is_dir():
+        raise DataError(f"{path}: directory {path.parent} does not exist; create it first")
+    return path
+
+
+def save_vectors(path: str | Path, array: Any) -> None:
+    """Write an (N, D) numeric array to ``.npy`` or header-less ``.csv``, atomically.
+
+    The data go to a temporary file in the same directory, which is flushed, fsynced and then
+    renamed over ``path`` (``os.replace``), so readers never see a partial file. Int arrays are
+    written as float64; CSV uses enough digits to round-trip exactly. ``array`` may be a
+    numpy array or a CPU torch tensor.
+
+    Raises:
+        DataError: unknown extension (checked before anything is written), missing directory,
+            or an array that is not 2-D and numeric.
+    """
+    path = check_output_path(path)
+    ext = path.suffix.lower()
+    x = np.asarray(array.detach().cpu() if hasattr(array, "detach") else array)
+    if x.dtype.kind not in "iuf" or x.ndim != 2:
+        raise DataError(
+            f"{path}: can only save a 2-D float or int array, got dtype {x.dtype} and shape "
+            f"{x.shape}; reshape to (N, D)"
+        )
+    if x.dtype.kind in "iu":
+        x = x.astype(np.float64)
+    if ext == ".npy":
+        _atomic_write(path, lambda f: np.save(f, x))
+    else:
+        fmt = "%.17g" if x.dtype == np.float64 else "%.9g"
+        _atomic_write(path, lambda f: np.savetxt(f, x, fmt=fmt, delimiter=","))
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` on a temp file next to ``path``, fsync it, then ``os.replace`` it."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

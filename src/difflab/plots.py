@@ -1,0 +1,117 @@
+"""Figures for a run, drawn with matplotlib's Agg backend into PNG files.
+
+For vector data the first two coordinates are drawn (the toy sets are 2-D). The figures follow
+the tutorial: the data, the forward process q(x_t) at 10 times, the reverse trajectory at
+10 times, the loss curve, and samples beside data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from difflab.forward import q_sample
+from difflab.schedules import NoiseSchedule
+
+_POINT = {"s": 2, "alpha": 0.4, "linewidths": 0}
+
+
+def panel_times(T: int, n: int = 10) -> list[int]:
+    """``n`` paper times from 0 to T, evenly spaced, including both ends."""
+    return sorted({round(v) for v in np.linspace(0, T, n)})
+
+
+def _limits(
+    points: np.ndarray, pad: float = 0.1
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo, hi = np.percentile(points[:, :2], [0.5, 99.5], axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (
+        lo[1] - pad * span[1],
+        hi[1] + pad * span[1],
+    )
+
+
+def _scatter_row(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    xlim, ylim = _limits(np.concatenate([pts for _, pts in panels]))
+    for ax, (label, pts) in zip(axes[0], panels):
+        ax.scatter(pts[:, 0], pts[:, 1], **_POINT)
+        ax.set_title(label, fontsize=10)
+        ax.set(xticks=[], yticks=[], xlim=xlim, ylim=ylim)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_data(x: np.ndarray, path: Path, *, title: str = "data") -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(x[:, 0], x[:, 1], **_POINT, color="tab:red")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_forward(
+    schedule: NoiseSchedule, x0: np.ndarray, path: Path, *, seed: int = 0, n_panels: int = 10
+) -> Path:
+    """q(x_t | x_0) applied to the data at ``n_panels`` times from 0 to T (closed form)."""
+    x0_t = torch.from_numpy(np.asarray(x0, dtype=np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    panels = [(r"$x_{0}$", x0)]
+    for k in panel_times(schedule.T, n_panels)[1:]:
+        t = torch.full((x0_t.shape[0],), k - 1, dtype=torch.long)
+        x_t = q_sample(schedule, x0_t, t, generator=generator).numpy()
+        panels.append((rf"$q(x_{{{k}}})$", x_t))
+    return _scatter_row(panels, path, "forward process")
+
+
+def plot_reverse(trajectory: Mapping[int, torch.Tensor], path: Path) -> Path:
+    """The reverse chain's states, from x_T to x_0, at the recorded times."""
+    panels = [(rf"$p(x_{{{k}}})$", v.numpy()) for k, v in sorted(trajectory.items(), reverse=True)]
+    return _scatter_row(panels, path, "reverse process")
+
+
+def plot_loss(rows: Sequence[Mapping[str, float]], path: Path) -> Path:
+    steps = [r["step"] for r in rows]
+    losses = [r["loss"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, losses, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    if losses and min(losses) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_samples_vs_data(samples: np.ndarray, data: np.ndarray, path: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), sharex=True, sharey=True)
+    xlim, ylim = _limits(np.concatenate([data, samples]))
+    for ax, pts, label, color in (
+        (axes[0], data, "data", "tab:red"),
+        (axes[1], samples, "samples", "tab:blue"),
+    ):
+        ax.scatter(pts[:, 0], pts[:, 1], **_POINT, color=color)
+        ax.set_title(f"{label} (n = {len(pts)})")
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

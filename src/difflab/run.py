@@ -1,0 +1,93 @@
+"""A trained run loaded from its directory: config, schedule, network and data description.
+
+``load_run(run_dir)`` needs no flags: everything comes from ``config.json``, ``manifest.json``
+and the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from difflab.builders import build_model, build_schedule, generate
+from difflab.config import Config, config_from_json
+from difflab.data.dataset import Dataset
+from difflab.samplers import ChainResult
+from difflab.schedules import NoiseSchedule
+from difflab.training import checkpoint as ckpt
+
+
+@dataclass
+class Run:
+    """Everything needed to sample from or evaluate a trained run."""
+
+    run_dir: Path
+    config: Config
+    schedule: NoiseSchedule
+    model: nn.Module
+    data: Dataset
+    step: int
+    checkpoint: Path
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int | None = 0,
+        record: Iterable[int] | None = None,
+        progress: bool = False,
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, ChainResult]:
+        """``n`` samples in the user's data space (normalisation undone) and the chain result
+        (model space, trajectory recorded at the labels in ``record``)."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.model.eval()
+        result = generate(
+            self.config,
+            self.model,
+            self.schedule,
+            (n, *self.data.shape),
+            generator=generator,
+            record=record,
+            progress=progress,
+        )
+        return self.data.decode(result.x.numpy()), result
+
+
+def require_run_dir(run_dir: str | Path) -> Path:
+    """The run directory as a Path, or a one-line error if it is not a run."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ckpt.CheckpointError(
+            f"run directory {str(path)!r} does not exist; train one with `difflab train --out DIR`"
+        )
+    if not (path / "config.json").is_file():
+        raise ckpt.CheckpointError(
+            f"{str(path)!r} has no config.json: it is not a difflab run directory"
+        )
+    return path
+
+
+def load_run(run_dir: str | Path, *, use_ema: bool | None = None, device: str = "cpu") -> Run:
+    """Load a run's newest complete checkpoint (EMA weights unless ``sample.use_ema`` is false)."""
+    path = require_run_dir(run_dir)
+    config = config_from_json(path / "config.json")
+    manifest = ckpt.read_manifest(path)
+    data = Dataset.from_info(manifest["data"])
+    schedule = build_schedule(config.schedule, warn=False)
+    model = build_model(config.model, data.shape, T=schedule.T)
+    found = ckpt.checkpoint_dirs(path)
+    if not found:
+        raise ckpt.CheckpointError(f"{path} has no complete checkpoint; train it first")
+    latest = found[-1]
+    use_ema = config.sample.use_ema if use_ema is None else use_ema
+    weights_file = latest / ("ema.safetensors" if use_ema else "model.safetensors")
+    ckpt.load_model_weights(model, ckpt.load_weights(weights_file), weights_file)
+    step = json.loads((latest / "meta.json").read_text())["step"]
+    return Run(path, config, schedule.to(device), model.to(device).eval(), data, step, latest)

@@ -1,0 +1,54 @@
+"""The one shared chain loop every sampler runs.
+
+A sampler supplies a ``step(x, item) -> x`` function and the list of items (timesteps, or
+(t, t_prev) pairs) to visit, plus a label for each state: ``times[0]`` labels the starting state
+and ``times[i + 1]`` the state after item i. For diffusion samplers the label is the paper's time
+of the state (x_T has label T, the final sample label 0), so ``record=[T, ..., 0]`` keeps the
+reverse trajectory at those times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from tqdm.auto import tqdm
+
+
+class ChainResult(NamedTuple):
+    """``x``: the final state; ``trajectory``: recorded states by label (CPU tensors), in order;
+    ``nfe``: the number of network evaluations the chain made."""
+
+    x: torch.Tensor
+    trajectory: dict[int, torch.Tensor]
+    nfe: int
+
+
+def run_chain(
+    step: Callable[[torch.Tensor, Any], torch.Tensor],
+    x: torch.Tensor,
+    items: Sequence[Any],
+    *,
+    times: Sequence[int],
+    record: Iterable[int] | None = None,
+    progress: bool = False,
+    desc: str = "sampling",
+    evals_per_item: int = 1,
+) -> ChainResult:
+    """Apply ``step`` along ``items`` from ``x``, recording the states whose label is in ``record``.
+
+    Runs under ``torch.inference_mode``; the progress bar (tqdm) is shown only when asked.
+    """
+    if len(times) != len(items) + 1:
+        raise ValueError(f"need len(items) + 1 = {len(items) + 1} labels, got {len(times)}")
+    keep = set(record or ())
+    trajectory: dict[int, torch.Tensor] = {}
+    if times[0] in keep:
+        trajectory[times[0]] = x.detach().cpu().clone()
+    with torch.inference_mode():
+        for i, item in enumerate(tqdm(items, desc=desc, disable=not progress, leave=False)):
+            x = step(x, item)
+            if times[i + 1] in keep:
+                trajectory[times[i + 1]] = x.detach().cpu().clone()
+    return ChainResult(x, trajectory, evals_per_item * len(items))

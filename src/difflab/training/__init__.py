@@ -1,0 +1,1 @@
+"""Training: the trainer loop, run directories and checkpoints."""

@@ -1,0 +1,202 @@
+"""Run directories and checkpoints.
+
+A run directory holds::
+
+    config.json                  the full resolved config (loading a run needs no flags)
+    manifest.json                library and torch versions, data shape and normalisation
+    metrics.csv | metrics.jsonl  the training log
+    checkpoints/step_00001000/   one directory per checkpoint, written atomically:
+        model.safetensors        the live weights
+        ema.safetensors          the EMA weights, as a loadable model state dict
+        optimizer.pt             optimiser state (loaded with weights_only=True)
+        state.pt                 step, RNG states, EMA counters (weights_only=True)
+        meta.json                step and the files' names; written last
+
+A checkpoint directory is first written under a temporary name, every file fsynced, then
+renamed: a crash leaves either the old set of checkpoints or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError
+from torch import nn
+
+import difflab
+
+CHECKPOINTS = "checkpoints"
+_PREFIX = "step_"
+
+
+class CheckpointError(ValueError):
+    """A run directory or checkpoint that cannot be used as it is (user-facing, one line)."""
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory, fsync, rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def torch_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def write_manifest(run_dir: Path, data_info: dict[str, Any]) -> None:
+    """Write ``manifest.json``: what made this run and the data's shape and normalisation."""
+    atomic_write_json(
+        run_dir / "manifest.json",
+        {
+            "library": "difflab",
+            "version": difflab.__version__,
+            "torch": torch.__version__,
+            "format": 1,
+            "data": data_info,
+        },
+    )
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{run_dir} has no manifest.json: is it a difflab run directory?"
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is unreadable ({err}); restore it or train again") from None
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoint directories (those with meta.json), oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [
+        p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / "meta.json").is_file()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
+
+
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    step: int,
+    model: nn.Module,
+    ema_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    state: dict[str, Any],
+    keep: int = 3,
+) -> Path:
+    """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``."""
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{_PREFIX}{step:08d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
+    meta = {"step": step, "version": difflab.__version__}
+    files = {
+        "model.safetensors": safetensors.torch.save(
+            _contiguous(model.state_dict()), {"step": str(step)}
+        ),
+        "ema.safetensors": safetensors.torch.save(_contiguous(ema_state), {"step": str(step)}),
+        "optimizer.pt": torch_bytes(optimizer_state),
+        "state.pt": torch_bytes(state),
+        "meta.json": (json.dumps(meta) + "\n").encode(),
+    }
+    for name, data in files.items():  # meta.json last: its presence marks a complete checkpoint
+        with open(tmp / name, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    fsync_dir(root)
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, turning corruption into a CheckpointError."""
+    try:
+        return safetensors.torch.load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint file {path} is missing") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint file {path} is corrupt ({err})") from None
+
+
+def load_torch(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with a CheckpointError for a bad file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint file {path} is missing") from None
+    except Exception as err:
+        raise CheckpointError(f"checkpoint file {path} is corrupt ({type(err).__name__})") from None
+
+
+def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Load ``state`` into ``model``, explaining which keys or shapes differ if it does not fit."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if own[k].shape != state[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shapes differ (" + "; ".join(shapes[:3]) + ")")
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        raise CheckpointError(
+            f"{source} was saved from another model than config.json describes: "
+            + ", ".join(parts)
+            + "; use the config.json saved with these weights"
+        )
+    model.load_state_dict(state)

@@ -1,0 +1,206 @@
+"""Tests for difflab.samplers: the shared chain loop and ancestral DDPM sampling.
+
+Gaussian data x0 ~ N(mu, diag(s^2)) makes every quantity analytic. With a = sqrt(abar_t),
+b = sqrt(1 - abar_t), x_t = a x0 + b eps is Gaussian with Var(x_t) = a^2 s^2 + b^2 and
+Cov(eps, x_t) = b, so the optimal noise predictor (the regression of eps on x_t) is
+
+    eps*(x_t, t) = E[eps | x_t] = b (x_t - a mu) / (a^2 s^2 + b^2).
+
+Each DDPM step is then affine in x_t plus independent Gaussian noise, so the law of the
+sampler's output is N(m, v) with (m, v) given by an exact scalar recursion (``_exact_law``).
+Two kinds of tolerance follow:
+
+- Monte Carlo: samples vs the exact recursion, 5 standard errors (sqrt(v / n) for a mean,
+  v sqrt(2 / n) for a variance; false-alarm rate ~6e-7 per comparison).
+- Discretization: the recursion vs the data law. With the "large" variance (beta_t) at T = 200
+  the recursion gives Var = 1.015 s^2 for s = 0.5 (computed with ``_exact_law``), hence 3%.
+  The "small" variance (beta_tilde_t) underestimates the reverse variance, a known property of
+  DDPM with few steps (recursion: 0.93 s^2 at T = 200), so it is only checked against the
+  recursion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from difflab.samplers import ChainResult, ddpm_sample, ddpm_step, run_chain
+from difflab.schedules import NoiseSchedule
+
+MU = torch.tensor([1.5, -1.0], dtype=torch.float64)
+S = torch.tensor([0.5, 1.0], dtype=torch.float64)
+
+
+def _schedule(T: int) -> NoiseSchedule:
+    """Ho et al.'s 1e-4..0.02 over 1000 steps rescaled to T >= 100 steps (same total noise);
+    the cosine schedule for shorter chains (a rescaled beta_end would exceed 1)."""
+    if T < 100:
+        return NoiseSchedule.from_name("cosine", T)
+    return NoiseSchedule.from_name("linear", T, beta_start=0.1 / T, beta_end=20.0 / T)
+
+
+class GaussianEps(nn.Module):
+    """The analytic optimal eps-model for x0 ~ N(MU, diag(S^2)) (see the module docstring)."""
+
+    def __init__(self, schedule: NoiseSchedule) -> None:
+        super().__init__()
+        self.abar = schedule.alphas_cumprod.double()
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        abar = self.abar[t][:, None]
+        a, b = abar.sqrt(), (1 - abar).sqrt()
+        return (b * (x_t - a * MU) / (a**2 * S**2 + b**2)).to(x_t.dtype)
+
+
+class Zeros(nn.Module):
+    def __init__(self, log_var: float | None = None) -> None:
+        super().__init__()
+        self.log_var = log_var
+
+    def forward(self, x_t, t):
+        out = torch.zeros_like(x_t)
+        if self.log_var is None:
+            return out
+        return torch.cat([out, torch.full_like(x_t, self.log_var)], dim=1)
+
+
+def _exact_law(schedule: NoiseSchedule, variance: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance (per dim) of DDPM's output with GaussianEps, from x_T ~ N(0, I)."""
+    d = {k: v.double() for k, v in schedule.named_buffers()}
+    m, v = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    for t in range(schedule.T - 1, -1, -1):
+        a, b = d["alphas_cumprod"][t].sqrt(), (1 - d["alphas_cumprod"][t]).sqrt()
+        k = b / (a**2 * S**2 + b**2)  # eps* = k (x - a MU)
+        # x0_hat = (x - b eps*) / a = A0 x + B0; mean = c1 x0_hat + c2 x = A x + B
+        A0, B0 = (1 - b * k) / a, b * k * MU
+        c1, c2 = d["posterior_mean_coef1"][t], d["posterior_mean_coef2"][t]
+        A, B = c1 * A0 + c2, c1 * B0
+        log_var = d["posterior_log_variance_clipped" if variance == "small" else "log_betas"][t]
+        m, v = A * m + B, A**2 * v + (log_var.exp() if t > 0 else 0.0)
+    return m, v
+
+
+@pytest.mark.parametrize("variance", ["small", "large"])
+def test_gaussian_data_matches_exact_law(variance):
+    T, n = 200, 20_000
+    sch = _schedule(T)
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    res = ddpm_sample(GaussianEps(sch), sch, (n, 2), variance=variance, x_T=x_T, generator=g)
+    m, v = _exact_law(sch, variance)
+    x = res.x
+    assert res.nfe == T
+    assert ((x.mean(0) - m).abs() <= 5 * (v / n).sqrt()).all(), (x.mean(0), m)
+    assert ((x.var(0) - v).abs() <= 5 * v * math.sqrt(2 / n)).all(), (x.var(0), v)
+
+
+def test_gaussian_data_reproduces_target_moments():
+    """Large variance, T = 200: the samples have the data's mean and variance."""
+    T, n = 200, 20_000
+    sch = _schedule(T)
+    m, v = _exact_law(sch, "large")
+    # discretization bias, from the exact recursion: mean < 1e-4, variance < 3% (see docstring)
+    torch.testing.assert_close(m, MU, rtol=0, atol=1e-4)
+    torch.testing.assert_close(v, S**2, rtol=0.03, atol=0)
+    g = torch.Generator().manual_seed(1)
+    x_T = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    x = ddpm_sample(GaussianEps(sch), sch, (n, 2), variance="large", x_T=x_T, generator=g).x
+    # bias + 5 Monte Carlo standard errors
+    assert ((x.mean(0) - MU).abs() <= 1e-4 + 5 * S / math.sqrt(n)).all(), x.mean(0)
+    rel = (x.var(0) / S**2 - 1).abs()
+    assert (rel <= 0.03 + 5 * math.sqrt(2 / n)).all(), x.var(0)
+    # and the data are uncorrelated across dims, like the target: |corr| < 5 / sqrt(n)
+    corr = torch.corrcoef(x.T)[0, 1]
+    assert abs(float(corr)) < 5 / math.sqrt(n)
+
+
+def test_small_variance_is_close_with_many_steps():
+    """Analytic check only (no sampling): the small-variance bias shrinks with T."""
+    _, v200 = _exact_law(_schedule(200), "small")
+    _, v1000 = _exact_law(_schedule(1000), "small")
+    err200 = (v200 / S**2 - 1).abs()
+    err1000 = (v1000 / S**2 - 1).abs()
+    assert (err1000 < err200).all()
+    assert (err1000 < 0.02).all()  # recursion gives 1.6% for s = 0.5, ~0.9% for s = 1
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (3, 2, 4, 4)])
+def test_last_step_adds_no_noise(shape):
+    sch = _schedule(20)
+    model = Zeros(log_var=20.0)  # learned variance e^20: any noise would be obvious
+    x1 = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    kw = {"variance": "learned"}
+    a = ddpm_step(model, sch, x1, 0, generator=torch.Generator().manual_seed(1), **kw)
+    b = ddpm_step(model, sch, x1, 0, generator=torch.Generator().manual_seed(2), **kw)
+    assert torch.equal(a, b)
+    c = ddpm_step(model, sch, x1, 1, generator=torch.Generator().manual_seed(1), **kw)
+    d = ddpm_step(model, sch, x1, 1, generator=torch.Generator().manual_seed(2), **kw)
+    assert (c - d).abs().max() > 100  # sigma = e^10 at t = 1
+    # explicit noise is used as given
+    z = torch.ones(shape)
+    e = ddpm_step(Zeros(), sch, x1, 3, noise=z)
+    f = ddpm_step(Zeros(), sch, x1, 3, noise=z)
+    assert torch.equal(e, f)
+
+
+@pytest.mark.parametrize("shape", [(4, 2), (4, 3, 4, 4)])
+def test_shapes_record_and_reproducibility(shape):
+    T = 10
+    sch = _schedule(T)
+    run = lambda seed: ddpm_sample(  # noqa: E731
+        Zeros(), sch, shape, generator=torch.Generator().manual_seed(seed), record=[T, 5, 0]
+    )
+    a, b, c = run(0), run(0), run(1)
+    assert isinstance(a, ChainResult)
+    assert a.x.shape == shape and a.x.dtype == torch.float32
+    assert torch.isfinite(a.x).all()
+    assert list(a.trajectory) == [T, 5, 0]
+    assert torch.equal(a.trajectory[0], a.x)
+    assert all(v.shape == shape for v in a.trajectory.values())
+    assert a.nfe == T
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
+
+
+def test_x_T_is_the_start():
+    T = 5
+    sch = _schedule(T)
+    x_T = torch.randn(3, 2, generator=torch.Generator().manual_seed(3))
+    res = ddpm_sample(Zeros(), sch, (3, 2), x_T=x_T, record=[T], generator=torch.Generator())
+    assert torch.equal(res.trajectory[T], x_T)
+
+
+# ---------------------------------------------------------------- run_chain
+
+
+def test_run_chain_records_labels_in_order():
+    seen = []
+
+    def step(x, item):
+        assert torch.is_inference_mode_enabled()
+        seen.append(item)
+        return x + 1
+
+    x = torch.zeros(2)
+    res = run_chain(step, x, ["a", "b", "c", "d"], times=[4, 3, 2, 1, 0], record=[0, 4, 2, 7])
+    assert seen == ["a", "b", "c", "d"]
+    assert list(res.trajectory) == [4, 2, 0]
+    assert torch.equal(res.trajectory[4], torch.zeros(2))
+    assert torch.equal(res.trajectory[2], torch.full((2,), 2.0))
+    assert torch.equal(res.x, torch.full((2,), 4.0))
+    assert res.nfe == 4
+    assert run_chain(step, x, [1, 2], times=[2, 1, 0], evals_per_item=2).nfe == 4
+    assert run_chain(step, x, [1, 2], times=[2, 1, 0]).trajectory == {}
+
+
+def test_run_chain_recorded_states_are_copies():
+    res = run_chain(lambda x, i: x.add_(1), torch.zeros(2), [0, 1], times=[2, 1, 0], record=[2, 1])
+    assert torch.equal(res.trajectory[2], torch.zeros(2))
+    assert torch.equal(res.trajectory[1], torch.ones(2))
+
+
+def test_run_chain_label_count():
+    with pytest.raises(ValueError, match="labels"):
+        run_chain(lambda x, i: x, torch.zeros(1), [0, 1], times=[2, 1])

@@ -1,0 +1,91 @@
+"""Tests for difflab.timesteps.
+
+The uniformity checks use Pearson's chi-square test at a significance level of 1e-6 (scipy's
+chi2.ppf), so a correct sampler fails with probability 1e-6 for an arbitrary seed; seeds are
+fixed anyway so the suite is deterministic.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy import stats
+
+from difflab.timesteps import (
+    TimestepSampler,
+    TimestepSampling,
+    antithetic_timesteps,
+    uniform_timesteps,
+)
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _chi2_uniform_ok(t: torch.Tensor, T: int) -> bool:
+    counts = torch.bincount(t, minlength=T).double()
+    expected = t.numel() / T
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    return chi2 < stats.chi2.ppf(1 - 1e-6, df=T - 1)
+
+
+@pytest.mark.parametrize("draw", [uniform_timesteps, antithetic_timesteps])
+@pytest.mark.parametrize("B", [1, 2, 7, 64])
+def test_range_dtype_shape(draw, B):
+    T = 10
+    t = draw(B, T, generator=_gen(B))
+    assert t.shape == (B,) and t.dtype == torch.int64
+    assert t.min() >= 0 and t.max() <= T - 1
+
+
+@pytest.mark.parametrize("B", [2, 7, 8, 33])
+def test_antithetic_pairs(B):
+    T = 100
+    t = antithetic_timesteps(B, T, generator=_gen(1))
+    half = (B + 1) // 2
+    for i in range(B - half):
+        assert int(t[i] + t[half + i]) == T - 1
+
+
+@pytest.mark.parametrize("draw", [uniform_timesteps, antithetic_timesteps])
+def test_uniformity_chi_square(draw):
+    T = 20
+    t = draw(50_001, T, generator=_gen(2))  # odd size on purpose
+    assert t.numel() == 50_001
+    assert _chi2_uniform_ok(t, T)
+    assert _chi2_uniform_ok(t[: t.numel() // 2], T)  # the uniform half alone too
+
+
+@pytest.mark.parametrize("draw", [uniform_timesteps, antithetic_timesteps])
+def test_generator_reproducibility(draw):
+    a = draw(32, 1000, generator=_gen(5))
+    b = draw(32, 1000, generator=_gen(5))
+    c = draw(32, 1000, generator=_gen(6))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_T_one():
+    assert (uniform_timesteps(5, 1, generator=_gen()) == 0).all()
+    assert (antithetic_timesteps(5, 1, generator=_gen()) == 0).all()
+
+
+@pytest.mark.parametrize("method", ["uniform", "antithetic", TimestepSampling.ANTITHETIC])
+def test_sampler(method):
+    s = TimestepSampler(50, method)
+    t, w = s.sample(9, generator=_gen(3))
+    assert t.shape == (9,) and w.shape == (9,)
+    assert torch.equal(w, torch.ones(9))
+    t2, _ = TimestepSampler(50, method).sample(9, generator=_gen(3))
+    assert torch.equal(t, t2)
+    if TimestepSampling(method) is TimestepSampling.ANTITHETIC:
+        assert torch.equal(t[:4] + t[5:], torch.full((4,), 49))
+    s.update(t, torch.rand(9))  # no-op, must not raise
+    assert s.state_dict() == {}
+    s.load_state_dict({})
+
+
+def test_sampler_unknown_method_lists_choices():
+    with pytest.raises(ValueError, match="'uniform', 'antithetic'"):
+        TimestepSampler(10, "importance-ish")

@@ -6,6 +6,7 @@ Math modules never read a config; the CLI and the trainer call these builders.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -74,6 +75,53 @@ def build_objective(cfg: Config, schedule: NoiseSchedule) -> Objective:
     )
 
 
+class SamplerFn(Protocol):
+    """How ``generate`` calls a sampler: model space in, a ChainResult out."""
+
+    def __call__(
+        self,
+        cfg: Config,
+        model: nn.Module,
+        schedule: NoiseSchedule,
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None,
+        device: torch.device | str,
+        record: Iterable[int] | None,
+        progress: bool,
+    ) -> ChainResult: ...
+
+
+def _clip(cfg: Config) -> tuple[float, float] | None:
+    return (-1.0, 1.0) if cfg.sample.clip_x0 else None
+
+
+def _ddpm(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+    if cfg.sample.steps not in (None, schedule.T):
+        raise ValueError(
+            f"sampler 'ddpm' runs all T = {schedule.T} steps; got --steps {cfg.sample.steps} "
+            "(omit --steps)"
+        )
+    return ddpm_sample(
+        model,
+        schedule,
+        shape,
+        prediction=cfg.model.prediction,
+        variance=cfg.model.variance,
+        clip=_clip(cfg),
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )
+
+
+#: ``sample.sampler`` name -> the function that runs it with the run's config.
+SAMPLERS: dict[str, SamplerFn] = {
+    "ddpm": _ddpm,
+}
+
+
 def generate(
     cfg: Config,
     model: nn.Module,
@@ -86,14 +134,11 @@ def generate(
     progress: bool = False,
 ) -> ChainResult:
     """Run the sampler named by ``sample.sampler`` in model space."""
-    clip = (-1.0, 1.0) if cfg.sample.clip_x0 else None
-    return ddpm_sample(
+    return SAMPLERS[cfg.sample.sampler](
+        cfg,
         model,
         schedule,
         shape,
-        prediction=cfg.model.prediction,
-        variance=cfg.model.variance,
-        clip=clip,
         generator=generator,
         device=device,
         record=record,

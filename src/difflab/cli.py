@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of samples (default: sample.n of the run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="output file, .npy or .csv (default: RUN_DIR/samples.npy)")
+    p.add_argument("--sampler", help="sampler (default: sample.sampler of the run): ddpm")
+    p.add_argument("--steps", type=int, help="sampling steps (default: sample.steps of the run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
@@ -108,6 +110,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out is not None:
         check_output_path(out)
     run = load_run(args.run_dir)
+    run.override_sampling(sampler=args.sampler, steps=args.steps)
     n = args.n or run.config.sample.n
     samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
     out = out or run.run_dir / "samples.npy"

@@ -35,6 +35,12 @@ class Run:
     step: int
     checkpoint: Path
 
+    def override_sampling(self, *, sampler: str | None = None, steps: int | None = None) -> None:
+        """Use another sampler or number of steps than the run's config says (validated)."""
+        changes = {k: v for k, v in {"sampler": sampler, "steps": steps}.items() if v is not None}
+        if changes:
+            self.config = self.config.replace("sample", **changes)
+
     def sample(
         self,
         n: int,

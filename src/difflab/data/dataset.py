@@ -14,13 +14,16 @@ class Dataset:
     """``x``: the training data in model space, (N, *shape) float32.
 
     ``mean`` and ``std`` (per feature, or None) map the user's data to model space:
-    x_model = (x_user - mean) / std; :meth:`decode` maps samples back.
+    x_model = (x_user - mean) / std; :meth:`decode` maps samples back. ``levels`` is the number
+    of discrete values per dimension for data on a grid scaled to [-1, 1] (256 for 8-bit
+    images), so likelihoods use the discretized decoder; None for continuous data.
     """
 
     name: str
     x: torch.Tensor
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    levels: int | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -47,6 +50,7 @@ class Dataset:
             "n_train": int(self.x.shape[0]),
             "mean": None if self.mean is None else self.mean.tolist(),
             "std": None if self.std is None else self.std.tolist(),
+            "levels": self.levels,
         }
 
     @classmethod
@@ -54,7 +58,7 @@ class Dataset:
         """An empty dataset carrying a run's recorded shape and normalisation."""
         mean = None if info.get("mean") is None else np.asarray(info["mean"], dtype=np.float32)
         std = None if info.get("std") is None else np.asarray(info["std"], dtype=np.float32)
-        return cls(info["name"], torch.empty(0, *info["shape"]), mean, std)
+        return cls(info["name"], torch.empty(0, *info["shape"]), mean, std, info.get("levels"))
 
 
 def standardize(name: str, x: np.ndarray) -> Dataset:

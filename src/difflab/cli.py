@@ -53,9 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model and write a run directory",
         description="Train a model from a TOML config and --set overrides; the "
-        "run directory gets config.json, manifest.json, metrics and checkpoints.",
+        "run directory gets config.json, manifest.json, metrics and checkpoints. "
+        "SIGINT/SIGTERM write a checkpoint and stop; --resume continues exactly. "
+        "Several processes: torchrun --nproc_per_node=N -m difflab train ...",
     )
     _add_config_args(p)
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest good checkpoint (only --set train.steps, "
+        "checkpoint_every, keep_checkpoints, log_every, max_nonfinite, device may change)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the config and the data, print the resolved config, write nothing",
+    )
 
     p = sub.add_parser(
         "sample",
@@ -81,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     p = sub.add_parser(
+        "doctor",
+        help="check a run for the usual reasons samples look like noise",
+        description="Checks data range and scaling, the schedule's terminal SNR, config vs "
+        "checkpoint, EMA age vs decay, non-finite weights, and compares raw and EMA samples "
+        "(RUN_DIR/doctor/preview.png). Each finding says what to change. Exit code 1 when "
+        "a finding is a problem.",
+    )
+    p.add_argument("run_dir", help="a run directory written by `difflab train`")
+    p.add_argument("--n", type=int, default=500, help="samples in the preview (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-preview", action="store_true", help="skip sampling")
+
+    p = sub.add_parser(
         "demo",
         help="train on the swiss roll, sample, score and plot",
         description="The main job on the built-in default: train, sample 5000 "
@@ -98,14 +124,43 @@ def _positive(value: int | None, name: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from difflab.config import load_config
-    from difflab.experiment import train_run
+    from difflab.training.distributed import shutdown_distributed
 
-    cfg = load_config(args.config, args.overrides)
-    run_dir, summary = train_run(cfg, args.out, progress=not args.quiet)
+    try:
+        return _train(args)
+    finally:
+        shutdown_distributed()
+
+
+def _train(args: argparse.Namespace) -> int:
+    from difflab.config import load_config
+    from difflab.experiment import check_config, resume_run, train_run
+
+    if args.resume:
+        if args.config or args.out or args.dry_run:
+            raise ValueError(
+                "--resume RUN_DIR takes its config from RUN_DIR: drop the config file, --out "
+                "and --dry-run (only --set train.steps=... and the like may change)"
+            )
+        run_dir, summary = resume_run(args.resume, args.overrides, progress=not args.quiet)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        if args.dry_run:
+            print(cfg.to_json(), end="")
+            print(check_config(cfg))
+            return 0
+        run_dir, summary = train_run(cfg, args.out, progress=not args.quiet)
+    if summary.interrupted:
+        print(
+            f"difflab: stopped by {summary.interrupted} at step {summary.steps}; checkpoint "
+            f"{summary.checkpoint}; continue with: difflab train --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130 if summary.interrupted == "SIGINT" else 143
+    skipped = f", {summary.skipped_steps} non-finite steps skipped" if summary.skipped_steps else ""
     print(
-        f"trained {summary.steps} steps in {summary.wall_s:.1f} s "
-        f"({summary.steps_per_s:.0f} steps/s), final loss {summary.final_loss:.4f}"
+        f"trained to step {summary.steps} in {summary.wall_s:.1f} s "
+        f"({summary.steps_per_s:.0f} steps/s), final loss {summary.final_loss:.4f}{skipped}"
     )
     print(f"run directory: {run_dir}")
     return 0
@@ -140,6 +195,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from difflab.doctor import diagnose, format_findings
+
+    _positive(args.n, "--n")
+    findings = diagnose(args.run_dir, n=args.n, seed=args.seed, preview=not args.no_preview)
+    for line in format_findings(findings):
+        print(line)
+    return 1 if any(f.level == "problem" for f in findings) else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from difflab.config import load_config
     from difflab.experiment import demo, format_metrics
@@ -157,7 +222,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "plot": cmd_plot, "demo": cmd_demo}
+COMMANDS = {
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "plot": cmd_plot,
+    "doctor": cmd_doctor,
+    "demo": cmd_demo,
+}
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:

@@ -67,6 +67,11 @@ class LogFormat(StrEnum):
     JSONL = "jsonl"
 
 
+class Precision(StrEnum):
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
     if not ok:
         raise ValueError(f"{key} = {value!r} is invalid: it must be {rule}")
@@ -174,6 +179,8 @@ class TrainConfig:
     log_every: int = 50
     log_format: str = "csv"
     device: str = "cpu"
+    max_nonfinite: int = 10
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")
@@ -199,6 +206,13 @@ class TrainConfig:
         _choice(OptimizerName, self.optimizer, "train.optimizer")
         _choice(LRSchedule, self.lr_schedule, "train.lr_schedule")
         _choice(LogFormat, self.log_format, "train.log_format")
+        _check(
+            self.max_nonfinite >= 1,
+            "train.max_nonfinite",
+            self.max_nonfinite,
+            "an integer >= 1 (non-finite steps in a row before the run stops)",
+        )
+        _choice(Precision, self.precision, "train.precision")
         _check(
             self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto",
             "train.device",

@@ -4,6 +4,7 @@ directory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -13,20 +14,16 @@ import numpy as np
 import torch
 
 from difflab.builders import build_dataset, build_model, build_objective, build_schedule
-from difflab.config import Config
+from difflab.config import Config, apply_overrides, config_from_dict, config_from_json
+from difflab.data.dataset import Dataset
+from difflab.losses.base import Objective
 from difflab.data.toy import sample_toy, toy_names
 from difflab.metrics import compare_to_reference
-from difflab.plots import (
-    panel_times,
-    plot_data,
-    plot_forward,
-    plot_loss,
-    plot_reverse,
-    plot_samples_vs_data,
-)
-from difflab.run import Run, load_run
+from difflab.run import Run, load_run, require_run_dir
+from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
-from difflab.training.trainer import Trainer, TrainSummary, read_metrics
+from difflab.training.distributed import init_distributed
+from difflab.training.trainer import Trainer, TrainSummary, read_metrics, truncate_metrics
 
 #: Seeds for evaluation data, far from any training seed so fresh data is really fresh.
 REFERENCE_SEED = 1_000_003
@@ -43,24 +40,140 @@ def new_run_dir(out: str | Path | None, cfg: Config) -> Path:
     return path
 
 
-def train_run(
-    cfg: Config, out: str | Path | None = None, *, progress: bool = True
-) -> tuple[Path, TrainSummary]:
-    """Build everything from ``cfg``, train, and leave a complete run directory."""
-    run_dir = new_run_dir(out, cfg)
+def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module, Objective]:
+    """Data, schedule, freshly initialised network (seeded) and objective for ``cfg``."""
     torch.manual_seed(cfg.train.seed)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     schedule = build_schedule(cfg.schedule)
     model = build_model(cfg.model, dataset.shape, T=schedule.T)
-    objective = build_objective(cfg, schedule)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_bytes(run_dir / "config.json", cfg.to_json().encode())
-    ckpt.write_manifest(run_dir, dataset.info())
-    device = _device(cfg.train.device)
+    return dataset, schedule, model, build_objective(cfg, schedule)
+
+
+def data_info(dataset: Dataset) -> dict[str, Any]:
+    """What the manifest records about the training data, with a SHA-256 of its values so a
+    resume can tell that the data changed."""
+    digest = hashlib.sha256(dataset.x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    return {**dataset.info(), "sha256": digest}
+
+
+def train_run(
+    cfg: Config, out: str | Path | None = None, *, progress: bool = True
+) -> tuple[Path, TrainSummary]:
+    """Build everything from ``cfg``, train, and leave a complete run directory.
+
+    Under torchrun every process calls this; rank 0 picks and writes the run directory.
+    """
+    dist_ctx, device = init_distributed(_device(cfg.train.device))
+    run_dir = dist_ctx.on_main(lambda: new_run_dir(out, cfg))
+    dataset, _, model, objective = build_training(cfg)
+    if dist_ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_bytes(run_dir / "config.json", cfg.to_json().encode())
+        ckpt.write_manifest(run_dir, data_info(dataset))
     trainer = Trainer(
-        model, objective, dataset, cfg.train, run_dir=run_dir, device=device, progress=progress
+        model,
+        objective,
+        dataset,
+        cfg.train,
+        run_dir=run_dir,
+        device=device,
+        progress=progress,
+        dist_ctx=dist_ctx,
+        run_config=cfg.to_dict(),
     )
     return run_dir, trainer.fit()
+
+
+#: Keys ``--set`` may change when resuming; everything else is fixed by the checkpoint.
+RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "log_every", "max_nonfinite")
+
+
+def resume_config(run_dir: Path, overrides: list[str]) -> Config:
+    """The run's config.json with ``--set train.KEY=...`` overrides for keys in RESUME_KEYS."""
+    cfg = config_from_json(run_dir / "config.json")
+    for text in overrides:
+        lhs = text.split("=", 1)[0].strip()
+        if lhs not in {f"train.{k}" for k in (*RESUME_KEYS, "device")}:
+            allowed = ", ".join(f"train.{k}" for k in RESUME_KEYS)
+            raise ValueError(
+                f"--set {lhs} cannot change when resuming (the checkpoint was trained with it); "
+                f"only {allowed} and train.device can; start a new run with --out instead"
+            )
+    return config_from_dict(apply_overrides(cfg.to_dict(), overrides))
+
+
+def _check_same_run(cfg: Config, loaded: ckpt.TrainingState, dataset: Dataset, run_dir: Path):
+    """The checkpoint's recorded config and the data must be what config.json describes."""
+    if loaded.config is not None:
+        free = {f"train.{k}" for k in (*RESUME_KEYS, "device")}
+        diffs = [
+            d
+            for d in ckpt.config_differences(loaded.config, cfg.to_dict())
+            if d.split(":")[0] not in free
+        ]
+        if diffs:
+            raise ckpt.CheckpointError(
+                f"checkpoint {loaded.path.name} was trained with another config than "
+                f"{run_dir / 'config.json'} ({'; '.join(diffs[:4])}); restore config.json or "
+                "start a new run with --out"
+            )
+    recorded = ckpt.read_manifest(run_dir)["data"]
+    now = data_info(dataset)
+    changed = [k for k in recorded if k in now and recorded[k] != now[k]]
+    if changed:
+        raise ckpt.CheckpointError(
+            f"the training data differ from when {run_dir} started ({', '.join(changed)} "
+            "changed); restore the data file or start a new run with --out"
+        )
+
+
+def resume_run(
+    run_dir: str | Path, overrides: list[str] | None = None, *, progress: bool = True
+) -> tuple[Path, TrainSummary]:
+    """Continue a run from its newest good checkpoint (a corrupt newer one is skipped with a
+    warning). Rows of the log after that checkpoint are dropped and rewritten."""
+    path = require_run_dir(run_dir)
+    cfg = resume_config(path, overrides or [])
+    dist_ctx, device = init_distributed(_device(cfg.train.device))
+    loaded = ckpt.latest_good_checkpoint(path)
+    dataset, _, model, objective = build_training(cfg)
+    _check_same_run(cfg, loaded, dataset, path)
+    if loaded.step >= cfg.train.steps:
+        raise ValueError(
+            f"{path} is already trained to step {loaded.step} (train.steps = "
+            f"{cfg.train.steps}); to train longer: difflab train --resume {path} "
+            f"--set train.steps={2 * max(loaded.step, 1)}"
+        )
+    if dist_ctx.is_main:
+        truncate_metrics(path, loaded.step)
+        if overrides:
+            ckpt.atomic_write_bytes(path / "config.json", cfg.to_json().encode())
+    trainer = Trainer(
+        model,
+        objective,
+        dataset,
+        cfg.train,
+        run_dir=path,
+        device=device,
+        progress=progress,
+        dist_ctx=dist_ctx,
+        run_config=cfg.to_dict(),
+    )
+    trainer.load_checkpoint(loaded)
+    return path, trainer.fit()
+
+
+def check_config(cfg: Config) -> str:
+    """Validate ``cfg`` and its data without training or writing anything; a summary line."""
+    dataset = build_dataset(cfg.data, seed=cfg.train.seed)
+    schedule = build_schedule(cfg.schedule)
+    with torch.device("meta"):  # counts parameters without allocating them
+        model = build_model(cfg.model, dataset.shape, T=schedule.T)
+    params = sum(p.numel() for p in model.parameters())
+    return (
+        f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}, schedule {cfg.schedule.name} "
+        f"T={schedule.T}, model {cfg.model.name} with {params} parameters; nothing was written"
+    )
 
 
 def _device(name: str) -> str:
@@ -90,6 +203,15 @@ def sample_metrics(run: Run, samples: np.ndarray, *, floor_draws: int = 5) -> di
 
 def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = None) -> list[Path]:
     """Every figure for a vector-data run, written into ``run_dir/plots``."""
+    from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
+        panel_times,
+        plot_data,
+        plot_forward,
+        plot_loss,
+        plot_reverse,
+        plot_samples_vs_data,
+    )
+
     out_dir = out_dir or run.run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
     data = reference_data(run, n, seed=REFERENCE_SEED)

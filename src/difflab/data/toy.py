@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.datasets import make_swiss_roll
 
 SeedLike = np.random.Generator | int | None
 
@@ -74,6 +73,8 @@ def swiss_roll(n: int, *, generator: SeedLike = None) -> np.ndarray:
         random_state = np.random.RandomState(int(generator.integers(2**32)))
     else:
         random_state = generator
+    from sklearn.datasets import make_swiss_roll  # imported here: sklearn takes seconds to load
+
     x3, _ = make_swiss_roll(n, noise=SWISS_ROLL_NOISE, random_state=random_state)
     return _finish(x3[:, [0, 2]] / SWISS_ROLL_DIVISOR)
 

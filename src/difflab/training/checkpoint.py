@@ -10,19 +10,25 @@ A run directory holds::
         ema.safetensors          the EMA weights, as a loadable model state dict
         optimizer.pt             optimiser state (loaded with weights_only=True)
         state.pt                 step, RNG states, EMA counters (weights_only=True)
-        meta.json                step and the files' names; written last
+        meta.json                step, the run's config, each file's SHA-256; written last
 
 A checkpoint directory is first written under a temporary name, every file fsynced, then
 renamed: a crash leaves either the old set of checkpoints or the new one, never half a file.
+``meta.json`` records a SHA-256 per file, so a checkpoint truncated or damaged afterwards is
+detected on load (:func:`verify_checkpoint`) and resuming falls back to the previous good one
+(:func:`latest_good_checkpoint`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +128,17 @@ def save_checkpoint(
     optimizer_state: dict[str, Any],
     state: dict[str, Any],
     keep: int = 3,
+    config: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``."""
+    """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``.
+
+    ``config`` (the run's config as a dict) is recorded in meta.json so a checkpoint says what
+    it was trained with.
+    """
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
-    meta = {"step": step, "version": difflab.__version__}
     files = {
         "model.safetensors": safetensors.torch.save(
             _contiguous(model.state_dict()), {"step": str(step)}
@@ -136,8 +146,14 @@ def save_checkpoint(
         "ema.safetensors": safetensors.torch.save(_contiguous(ema_state), {"step": str(step)}),
         "optimizer.pt": torch_bytes(optimizer_state),
         "state.pt": torch_bytes(state),
-        "meta.json": (json.dumps(meta) + "\n").encode(),
     }
+    meta = {
+        "step": step,
+        "version": difflab.__version__,
+        "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+        "config": config,
+    }
+    files["meta.json"] = (json.dumps(meta) + "\n").encode()
     for name, data in files.items():  # meta.json last: its presence marks a complete checkpoint
         with open(tmp / name, "wb") as handle:
             handle.write(data)
@@ -200,3 +216,99 @@ def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], source:
             + "; use the config.json saved with these weights"
         )
     model.load_state_dict(state)
+
+
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds, loaded and verified."""
+
+    path: Path
+    step: int
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    state: dict[str, Any]
+    config: dict[str, Any] | None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A checkpoint's meta.json, or a CheckpointError."""
+    try:
+        meta = json.loads((Path(path) / "meta.json").read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} has no meta.json (incomplete)") from None
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path}/meta.json is corrupt ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise CheckpointError(f"checkpoint {path}/meta.json is corrupt (no step)")
+    return meta
+
+
+def verify_checkpoint(path: Path) -> dict[str, Any]:
+    """Check every file of a checkpoint against the SHA-256 in its meta.json; returns the meta.
+
+    Raises CheckpointError naming the first missing, truncated or altered file.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    for name, digest in (meta.get("sha256") or {}).items():
+        try:
+            data = (path / name).read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint file {path / name} is missing") from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CheckpointError(
+                f"checkpoint file {path / name} is corrupt (its SHA-256 does not match "
+                "meta.json: truncated or altered after it was written)"
+            )
+    return meta
+
+
+def load_training_state(path: Path) -> TrainingState:
+    """Verify and load a whole checkpoint (weights via safetensors, the rest weights_only)."""
+    path = Path(path)
+    meta = verify_checkpoint(path)
+    state = load_torch(path / "state.pt")
+    if not isinstance(state, dict) or state.get("step") != meta["step"]:
+        raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match meta.json")
+    return TrainingState(
+        path=path,
+        step=meta["step"],
+        model=load_weights(path / "model.safetensors"),
+        ema=load_weights(path / "ema.safetensors"),
+        optimizer=load_torch(path / "optimizer.pt"),
+        state=state,
+        config=meta.get("config"),
+    )
+
+
+def latest_good_checkpoint(run_dir: Path) -> TrainingState:
+    """The newest checkpoint that loads cleanly; a corrupt newer one is skipped with a warning."""
+    found = checkpoint_dirs(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir} has no complete checkpoint to resume from")
+    errors = []
+    for path in reversed(found):
+        try:
+            loaded = load_training_state(path)
+        except CheckpointError as err:
+            errors.append(str(err))
+            continue
+        for message in errors:
+            warnings.warn(f"{message}; using the previous checkpoint {path.name}", stacklevel=2)
+        return loaded
+    raise CheckpointError(
+        f"no usable checkpoint in {run_dir}: {errors[0]} (and {len(errors) - 1} older ones "
+        "failed too); train again with a new --out"
+    )
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``section.key: saved -> current`` for every config value that differs."""
+    diffs = []
+    for section in sorted(set(saved) | set(current)):
+        a, b = saved.get(section) or {}, current.get(section) or {}
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                diffs.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return diffs

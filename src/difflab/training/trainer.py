@@ -1,6 +1,12 @@
 """The training loop: optimiser, LR warm-up and decay, gradient clipping, EMA, checkpoints and a
 metrics log. The objective decides what is learned; the trainer only averages its per-example
 losses and steps the optimiser.
+
+Reliability: a step whose loss or gradient is not finite is skipped (no optimiser or EMA
+update) and counted; ``train.max_nonfinite`` such steps in a row stop the run with
+:class:`NonFiniteError`. SIGINT/SIGTERM stop the loop between steps and write a checkpoint.
+Every random draw comes from one seeded generator saved in each checkpoint, so resuming
+(:meth:`Trainer.load_checkpoint`) continues bitwise like an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from difflab.data.dataset import Dataset
 from difflab.ema import EMA
 from difflab.losses.base import Objective
 from difflab.training import checkpoint as ckpt
+from difflab.training.distributed import DistContext, ShardedForward
+from difflab.training.signals import StopFlag, stop_on_signals
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -44,7 +52,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 class MetricsLog:
     """Append rows to ``metrics.csv`` or ``metrics.jsonl`` in the run directory."""
 
-    FIELDS = ("step", "loss", "lr", "grad_norm", "steps_per_s", "elapsed_s")
+    FIELDS = ("step", "loss", "lr", "grad_norm", "skipped", "steps_per_s", "elapsed_s")
 
     def __init__(self, run_dir: Path, fmt: str) -> None:
         self.path = run_dir / f"metrics.{fmt}"
@@ -67,6 +75,35 @@ class MetricsLog:
         self.handle.close()
 
 
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop logged rows after ``step`` (written after the checkpoint a run resumes from), so
+    the resumed run's rows follow on without duplicates."""
+    for path in (Path(run_dir) / "metrics.csv", Path(run_dir) / "metrics.jsonl"):
+        if not path.exists():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        if path.suffix == ".csv":
+            kept = lines[:1] + [ln for ln in lines[1:] if _row_step(ln.split(",")[0]) <= step]
+        else:
+            kept = [ln for ln in lines if _row_step(_json_step(ln)) <= step]
+        ckpt.atomic_write_bytes(path, "".join(kept).encode())
+
+
+def _json_step(line: str) -> Any:
+    try:
+        return json.loads(line).get("step")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _row_step(value: Any) -> float:
+    """The step of a log row; a damaged row (cut off by a kill) sorts last and is dropped."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.inf
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     """The training log of a run as a list of rows (CSV or JSONL, whichever exists)."""
     run_dir = Path(run_dir)
@@ -78,19 +115,29 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     return []
 
 
+class NonFiniteError(ValueError):
+    """Too many non-finite losses or gradients in a row: the run stopped (user-facing)."""
+
+
 @dataclass
 class TrainSummary:
     steps: int
     final_loss: float
     wall_s: float
     steps_per_s: float
+    skipped_steps: int = 0
+    interrupted: str | None = None  # the signal's name when SIGINT/SIGTERM stopped the run
+    checkpoint: Path | None = None
 
 
 class Trainer:
     """Trains ``model`` on ``dataset`` with ``objective`` for ``cfg.steps`` optimiser steps.
 
     Batches are drawn with replacement from the in-memory data with a seeded generator that
-    also drives the objective's noise, so a run is reproducible from ``cfg.seed``.
+    also drives the objective's noise, so a run is reproducible from ``cfg.seed``. With a
+    distributed ``dist_ctx`` every rank draws the same global batch and trains on its shard
+    (see training/distributed.py); only rank 0 writes. ``run_config`` (the whole run's config
+    as a dict) is recorded in every checkpoint.
     """
 
     def __init__(
@@ -103,24 +150,51 @@ class Trainer:
         run_dir: Path | None = None,
         device: torch.device | str = "cpu",
         progress: bool = True,
+        dist_ctx: DistContext | None = None,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
+        self.dist = dist_ctx or DistContext()
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.objective = objective
         if hasattr(objective, "schedule"):
             objective.schedule.to(self.device)
+        self._shard_setup(cfg)
         self.data = dataset.x.to(self.device)
         self.dataset = dataset
         self.cfg = cfg
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress
+        self.run_dir = Path(run_dir) if run_dir is not None and self.dist.is_main else None
+        self.run_config = run_config
+        self.progress = progress and self.dist.is_main
         self.optimizer = build_optimizer(self.model, cfg)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.step = 0
+        self.skipped_steps = 0
+        self.nonfinite_streak = 0
+        self.applied = True
+        self.stop = StopFlag()
+        self.stop_requested = False
+        self.saved_step = -1
+
+    def _shard_setup(self, cfg: TrainConfig) -> None:
+        self.forward_model: nn.Module = self.model
+        if not self.dist.enabled:
+            return
+        if cfg.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"train.batch_size = {cfg.batch_size} must be divisible by the number of "
+                f"processes ({self.dist.world_size}); it is the global batch"
+            )
+        timesteps = getattr(self.objective, "timesteps", None)
+        if timesteps is not None and hasattr(timesteps, "set_shard"):
+            timesteps.set_shard(self.dist.rank, self.dist.world_size)
+        self.forward_model = ShardedForward(self.dist.wrap(self.model, self.device), self.dist)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One optimiser step; returns the batch loss and the gradient norm (before clipping)."""
+        """One step; returns the loss (mean over this rank's examples) and the gradient norm
+        (before clipping). A non-finite loss or gradient skips the update: ``self.applied`` is
+        then False and ``self.step`` does not advance."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
         idx = torch.randint(
@@ -130,20 +204,37 @@ class Trainer:
             generator=self.generator,
             device=self.device,
         )
-        out = self.objective(self.model, self.data[idx], generator=self.generator)
-        loss = out.loss.mean()
+        with torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"
+        ):
+            out = self.objective(self.forward_model, self.data[idx], generator=self.generator)
+        loss = out.loss[self.dist.shard(idx.shape[0])].float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = None
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if self.cfg.grad_clip > 0:
-            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
-        self.ema.update(self.model)
-        self.step += 1
-        return loss.detach(), grad_norm
+            grad_norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        else:
+            grad_norm = _total_norm(params)
+        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
+        nonfinite, self.stop_requested = self.dist.any([not finite, bool(self.stop)], self.device)
+        self.applied = not nonfinite
+        if nonfinite:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            self.nonfinite_streak += 1
+        else:
+            self.optimizer.step()
+            self.ema.update(self.model)
+            self.step += 1
+            self.nonfinite_streak = 0
+        return loss.detach(), (grad_norm if self.cfg.grad_clip > 0 else None)
 
     def fit(self) -> TrainSummary:
-        """Train until ``cfg.steps``, logging every ``log_every`` and checkpointing as set."""
+        """Train until ``cfg.steps``, logging every ``log_every`` and checkpointing as set.
+
+        SIGINT/SIGTERM end the loop after the current step and write a checkpoint there.
+        """
         cfg = self.cfg
         log = MetricsLog(self.run_dir, cfg.log_format) if self.run_dir else None
         start, t0 = self.step, time.perf_counter()
@@ -151,37 +242,73 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc="train")
         self.model.train()
         try:
-            while self.step < cfg.steps:
-                loss, grad_norm = self.train_step()
-                window_loss += loss
-                window_n += 1
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    now = time.perf_counter()
-                    last_loss = float(window_loss) / window_n
-                    row = {
-                        "step": self.step,
-                        "loss": last_loss,
-                        "lr": lr_at(self.step - 1, cfg),
-                        "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
-                        "steps_per_s": window_n / max(now - window_t, 1e-9),
-                        "elapsed_s": now - t0,
-                    }
-                    if log:
-                        log.write(row)
-                    bar.update(window_n)
-                    bar.set_postfix(loss=f"{last_loss:.4f}")
-                    window_t, window_loss, window_n = now, torch.zeros(()), 0
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            with stop_on_signals(self.stop):
+                while self.step < cfg.steps and not self.stop_requested:
+                    loss, grad_norm = self.train_step()
+                    if not self.applied:
+                        self._check_nonfinite()
+                        continue
+                    window_loss += loss.cpu()
+                    window_n += 1
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        now = time.perf_counter()
+                        last_loss = float(self.dist.mean(window_loss)) / window_n
+                        row = {
+                            "step": self.step,
+                            "loss": last_loss,
+                            "lr": lr_at(self.step - 1, cfg),
+                            "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+                            "skipped": self.skipped_steps,
+                            "steps_per_s": window_n / max(now - window_t, 1e-9),
+                            "elapsed_s": now - t0,
+                        }
+                        if log:
+                            log.write(row)
+                        bar.update(window_n)
+                        bar.set_postfix(loss=f"{last_loss:.4f}")
+                        window_t, window_loss, window_n = now, torch.zeros(()), 0
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save()
+                if self.run_dir is not None and self.saved_step != self.step:
                     self.save()
         finally:
             bar.close()
             if log:
                 log.close()
-        if self.run_dir is not None:
-            self.save()
         wall = time.perf_counter() - t0
         done = self.step - start
-        return TrainSummary(self.step, last_loss, wall, done / wall if wall > 0 else 0.0)
+        return TrainSummary(
+            self.step,
+            last_loss,
+            wall,
+            done / wall if wall > 0 else 0.0,
+            skipped_steps=self.skipped_steps,
+            interrupted=(self.stop.name or "SIGTERM")
+            if self.stop_requested and self.step < cfg.steps
+            else None,
+            checkpoint=self._last_checkpoint(),
+        )
+
+    def _check_nonfinite(self) -> None:
+        """Stop the run after ``max_nonfinite`` skipped steps in a row."""
+        if self.nonfinite_streak < self.cfg.max_nonfinite:
+            return
+        last = self._last_checkpoint()
+        where = (
+            f"the last good checkpoint is {last}"
+            if last
+            else "no checkpoint was written (set train.checkpoint_every to keep some)"
+        )
+        raise NonFiniteError(
+            f"training stopped at step {self.step}: the loss or gradient was not finite in "
+            f"{self.nonfinite_streak} steps in a row ({self.skipped_steps} skipped in all); "
+            f"{where}; lower train.lr, keep train.grad_clip > 0, or check the data and "
+            "schedule with `difflab doctor RUN_DIR`"
+        )
+
+    def _last_checkpoint(self) -> Path | None:
+        found = ckpt.checkpoint_dirs(self.run_dir) if self.run_dir is not None else []
+        return found[-1] if found else None
 
     def save(self) -> Path:
         """Write a checkpoint of the current step into the run directory."""
@@ -191,8 +318,10 @@ class Trainer:
             "generator": self.generator.get_state(),
             "ema_num_updates": self.ema.num_updates,
             "timesteps": getattr(getattr(self.objective, "timesteps", None), "state_dict", dict)(),
+            "skipped_steps": self.skipped_steps,
+            "nonfinite_streak": self.nonfinite_streak,
         }
-        return ckpt.save_checkpoint(
+        path = ckpt.save_checkpoint(
             self.run_dir,
             step=self.step,
             model=self.model,
@@ -200,4 +329,44 @@ class Trainer:
             optimizer_state=self.optimizer.state_dict(),
             state=state,
             keep=self.cfg.keep_checkpoints,
+            config=self.run_config,
         )
+        self.saved_step = self.step
+        return path
+
+    def load_checkpoint(self, loaded: ckpt.TrainingState) -> None:
+        """Continue from a loaded checkpoint: weights, EMA, optimiser, RNG, counters."""
+        where = loaded.path
+        ckpt.load_model_weights(self.model, loaded.model, where / "model.safetensors")
+        state = loaded.state
+        try:
+            self.ema.load_state_dict(
+                {
+                    "decay": self.cfg.ema_decay,
+                    "num_updates": state["ema_num_updates"],
+                    "shadow": {k: loaded.ema[k] for k in self.ema.shadow},
+                }
+            )
+            self.optimizer.load_state_dict(loaded.optimizer)
+            self.generator.set_state(state["generator"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ckpt.CheckpointError(
+                f"checkpoint {where} does not fit this run ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); resume on the device type "
+                "it was written on, with the run's own config"
+            ) from None
+        timesteps = getattr(self.objective, "timesteps", None)
+        if timesteps is not None:
+            timesteps.load_state_dict(state.get("timesteps") or {})
+        self.step = loaded.step
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
+        self.saved_step = loaded.step
+
+
+def _total_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all gradients together (what clip_grad_norm_ reports), without clipping."""
+    if not params:
+        return torch.zeros(())
+    norms = torch._foreach_norm([p.grad for p in params])
+    return torch.linalg.vector_norm(torch.stack(norms))

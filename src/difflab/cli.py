@@ -150,6 +150,10 @@ def _train(args: argparse.Namespace) -> int:
             print(check_config(cfg))
             return 0
         run_dir, summary = train_run(cfg, args.out, progress=not args.quiet)
+    from difflab.training.distributed import is_main_process
+
+    if not is_main_process():
+        return 0 if not summary.interrupted else 143
     if summary.interrupted:
         print(
             f"difflab: stopped by {summary.interrupted} at step {summary.steps}; checkpoint "

@@ -16,8 +16,8 @@ import torch
 from difflab.builders import build_dataset, build_model, build_objective, build_schedule
 from difflab.config import Config, apply_overrides, config_from_dict, config_from_json
 from difflab.data.dataset import Dataset
-from difflab.losses.base import Objective
 from difflab.data.toy import sample_toy, toy_names
+from difflab.losses.base import Objective
 from difflab.metrics import compare_to_reference
 from difflab.run import Run, load_run, require_run_dir
 from difflab.schedules import NoiseSchedule

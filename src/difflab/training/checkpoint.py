@@ -297,9 +297,9 @@ def latest_good_checkpoint(run_dir: Path) -> TrainingState:
         for message in errors:
             warnings.warn(f"{message}; using the previous checkpoint {path.name}", stacklevel=2)
         return loaded
+    older = f" (and {len(errors) - 1} older ones are unusable too)" if len(errors) > 1 else ""
     raise CheckpointError(
-        f"no usable checkpoint in {run_dir}: {errors[0]} (and {len(errors) - 1} older ones "
-        "failed too); train again with a new --out"
+        f"no usable checkpoint in {run_dir}: {errors[0]}{older}; train again with a new --out"
     )
 
 

@@ -115,3 +115,8 @@ def plot_samples_vs_data(samples: np.ndarray, data: np.ndarray, path: Path) -> P
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_panels(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+    """A row of scatter plots (first two coordinates) on shared axes, one per (label, points)."""
+    return _scatter_row(panels, path, title)

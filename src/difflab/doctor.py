@@ -1,0 +1,236 @@
+"""``difflab doctor RUN_DIR``: the checks that help when samples look like noise.
+
+Each check returns :class:`Finding` s with a level (ok, warning, problem), what was found and
+what to change. The checks: data range and scaling in model space, the schedule's terminal
+signal-to-noise ratio, the checkpoint's integrity and its agreement with config.json and the
+data, the EMA's age against its decay, non-finite weights, and a preview that samples with the
+raw and the EMA weights and compares both with the data (``RUN_DIR/doctor/preview.png``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from difflab.builders import build_dataset, build_schedule
+from difflab.config import Config, config_from_json
+from difflab.data.dataset import Dataset
+from difflab.metrics import energy_distance
+from difflab.run import load_run, require_run_dir
+from difflab.training import checkpoint as ckpt
+
+#: Terminal SNR (alpha_bar_T / (1 - alpha_bar_T), times the data's variance) above which x_T
+#: is visibly not pure noise: sampling from N(0, I) then starts off the training distribution.
+SNR_PROBLEM, SNR_WARNING = 1e-2, 1e-3
+
+
+@dataclass
+class Finding:
+    check: str
+    level: str  # "ok" | "warning" | "problem"
+    message: str
+    fix: str = ""
+
+
+def format_findings(findings: list[Finding]) -> list[str]:
+    """``[level] check: message`` lines, each followed by ``fix: ...`` where there is one."""
+    lines = []
+    for f in findings:
+        lines.append(f"[{f.level}] {f.check}: {f.message}")
+        if f.fix:
+            lines.append(f"    fix: {f.fix}")
+    return lines
+
+
+def check_data(cfg: Config, manifest: dict) -> tuple[list[Finding], Dataset | None]:
+    """Data in model space should have roughly unit scale: the noise added has std 1."""
+    try:
+        data = build_dataset(cfg.data, seed=cfg.train.seed)
+    except ValueError as err:
+        return [Finding("data", "problem", str(err), "restore the data file")], None
+    x = data.x.reshape(data.x.shape[0], -1).double()
+    std, mean = x.std(0), x.mean(0)
+    found = [
+        f"{tuple(data.x.shape)} in model space, std {float(std.min()):.3g}..{float(std.max()):.3g},"
+        f" |mean| <= {float(mean.abs().max()):.3g}"
+    ]
+    recorded = manifest.get("data", {}).get("sha256")
+    out = []
+    if recorded is not None:
+        import hashlib
+
+        now = hashlib.sha256(data.x.contiguous().numpy().tobytes()).hexdigest()
+        if now != recorded:
+            out.append(
+                Finding(
+                    "data",
+                    "warning",
+                    "the data differ from those the run was trained on",
+                    "restore the data file the run was trained on",
+                )
+            )
+    off = float(std.max()) > 5 or float(std.min()) < 0.05 or float(mean.abs().max()) > 3
+    if off:
+        fix = (
+            "set data.normalize = 'standardize' (samples are mapped back to your units)"
+            if cfg.data.normalize == "none"
+            else "rescale the data to roughly unit range"
+        )
+        message = f"{found[0]}: far from unit scale, so the noise schedule does not fit the data"
+        out.append(Finding("data", "problem", message, fix))
+    else:
+        out.append(Finding("data", "ok", found[0]))
+    return out, data
+
+
+def check_schedule(cfg: Config, data: Dataset | None) -> list[Finding]:
+    """x_T must be (nearly) pure noise, since sampling starts from N(0, I)."""
+    schedule = build_schedule(cfg.schedule, warn=False)
+    abar_T = float(schedule.alphas_cumprod[-1])
+    var = 1.0 if data is None else float(data.x.double().var(0).mean())
+    snr = abar_T / (1 - abar_T) * var
+    message = f"terminal SNR {snr:.3g} (alpha_bar_T = {abar_T:.3g}, data variance {var:.3g})"
+    fix = "raise schedule.T or schedule.beta_end, or use schedule.name = 'cosine'"
+    if snr > SNR_PROBLEM:
+        return [Finding("schedule", "problem", message + ": x_T still holds the data", fix)]
+    if snr > SNR_WARNING:
+        return [Finding("schedule", "warning", message + ": x_T holds a trace of the data", fix)]
+    return [Finding("schedule", "ok", message)]
+
+
+def check_checkpoint(cfg: Config, run_dir: Path) -> tuple[list[Finding], Path | None]:
+    """The newest checkpoint: intact, trained with this config, loadable into its model."""
+    found = ckpt.checkpoint_dirs(run_dir)
+    if not found:
+        return [Finding("checkpoint", "problem", "no checkpoint", "train the run")], None
+    latest = found[-1]
+    try:
+        meta = ckpt.verify_checkpoint(latest)
+    except ckpt.CheckpointError as err:
+        fix = f"difflab train --resume {run_dir} falls back to the previous checkpoint"
+        return [Finding("checkpoint", "problem", str(err), fix)], None
+    diffs = ckpt.config_differences(meta.get("config") or cfg.to_dict(), cfg.to_dict())
+    diffs = [d for d in diffs if not d.startswith("train.") and not d.startswith("sample.")]
+    if diffs:
+        message = f"{latest.name} was trained with another config: {'; '.join(diffs[:4])}"
+        fix = "restore config.json to the values the checkpoint was trained with"
+        return [Finding("checkpoint", "problem", message, fix)], None
+    try:
+        load_run(run_dir, use_ema=False)
+    except ckpt.CheckpointError as err:
+        return [Finding("checkpoint", "problem", str(err), "use the run's own config.json")], None
+    return [Finding("checkpoint", "ok", f"{latest.name} is intact and matches config.json")], latest
+
+
+def ema_mean_age(steps: int, decay: float, *, warmup: bool = True) -> float:
+    """Mean age in steps of the weights in an EMA after ``steps`` updates (ema.py's rule:
+    d_n = min(decay, (1 + n) / (10 + n)) with warm-up); the initial weights count as age
+    ``steps``."""
+    if steps == 0:
+        return 0.0
+    n = np.arange(steps, dtype=np.float64)
+    d = np.minimum(decay, (1 + n) / (10 + n)) if warmup else np.full(steps, decay)
+    # weight of update i: (1 - d_i) * prod_{j > i} d_j; of the initial weights: prod_j d_j
+    log_tail = np.concatenate([np.cumsum(np.log(d)[::-1])[::-1][1:], [0.0]])
+    weights = (1 - d) * np.exp(log_tail)
+    age = steps - 1 - n
+    initial = math.exp(float(np.sum(np.log(d))))
+    return float(np.sum(weights * age) + initial * steps)
+
+
+def check_ema(cfg: Config, step: int) -> list[Finding]:
+    """An EMA whose average reaches back over most of training samples from early weights."""
+    decay = cfg.train.ema_decay
+    age = ema_mean_age(step, decay)
+    horizon = 1 / (1 - decay) if decay < 1 else math.inf
+    message = (
+        f"after {step} steps the EMA weights are on average {age:.0f} steps old "
+        f"(train.ema_decay = {decay}, horizon {horizon:.0f} steps)"
+    )
+    if step and age > 0.25 * step:
+        fix = (
+            f"lower train.ema_decay (to about {max(0.0, 1 - 20 / step):.4g}), train longer, "
+            "or sample the raw weights with --set sample.use_ema=false"
+        )
+        level = "problem" if cfg.sample.use_ema else "warning"
+        return [Finding("ema", level, message + ": it still averages early weights", fix)]
+    return [Finding("ema", "ok", message)]
+
+
+def check_weights(latest: Path) -> list[Finding]:
+    """Non-finite values in the live or EMA weights."""
+    out = []
+    for name in ("model", "ema"):
+        state = ckpt.load_weights(latest / f"{name}.safetensors")
+        bad = {
+            k: int((~torch.isfinite(v)).sum()) for k, v in state.items() if v.is_floating_point()
+        }
+        bad = {k: v for k, v in bad.items() if v}
+        if bad:
+            message = (
+                f"{sum(bad.values())} non-finite {name} weights (in {', '.join(list(bad)[:3])})"
+            )
+            fix = "resume from an earlier checkpoint with a lower train.lr and train.grad_clip > 0"
+            out.append(Finding("weights", "problem", message, fix))
+    return out or [Finding("weights", "ok", "all weights are finite")]
+
+
+def check_preview(run_dir: Path, data: Dataset | None, *, n: int, seed: int) -> list[Finding]:
+    """Sample with raw and EMA weights; energy distance of each to the data, beside the
+    distance between two halves of the data (the noise floor)."""
+    if data is None:
+        return []
+    pool = data.decode(data.x.reshape(data.x.shape[0], -1).numpy())
+    pool = pool[np.random.default_rng(seed).permutation(len(pool))]
+    n = min(n, len(pool) // 2)
+    ref, other = pool[:n], pool[n : 2 * n]
+    floor = energy_distance(other, ref)
+    panels, dist = [("data", ref)], {}
+    for label, use_ema in (("raw", False), ("EMA", True)):
+        run = load_run(run_dir, use_ema=use_ema)
+        samples, _ = run.sample(n, seed=seed)
+        samples = samples.reshape(n, -1)
+        finite = np.isfinite(samples).all(axis=1)
+        dist[label] = energy_distance(samples[finite], ref) if finite.sum() > 1 else math.inf
+        panels.append((f"{label} samples", samples[finite]))
+    message = (
+        f"energy distance to the data: raw {dist['raw']:.3g}, EMA {dist['EMA']:.3g} "
+        f"(two data draws: {floor:.3g})"
+    )
+    if pool.shape[1] >= 2:
+        from difflab.plots import plot_panels
+
+        (run_dir / "doctor").mkdir(exist_ok=True)
+        path = plot_panels(panels, run_dir / "doctor" / "preview.png", "raw vs EMA samples")
+        message += f"; see {path}"
+    scale = max(floor, 1e-12)
+    if dist["EMA"] > 2 * dist["raw"] and dist["EMA"] > 5 * scale:
+        fix = "lower train.ema_decay or train longer (see the ema finding)"
+        return [Finding("samples", "warning", message + ": EMA samples lag the raw ones", fix)]
+    if min(dist.values()) > 20 * scale:
+        fix = "act on the findings above; otherwise train longer (train.steps) or widen the model"
+        return [Finding("samples", "warning", message + ": samples are far from the data", fix)]
+    return [Finding("samples", "ok", message)]
+
+
+def diagnose(run_dir: str | Path, *, n: int = 500, seed: int = 0, preview: bool = True):
+    """Every check on a run directory, in order; returns the findings."""
+    path = require_run_dir(run_dir)
+    cfg = config_from_json(path / "config.json")
+    manifest = ckpt.read_manifest(path)
+    findings, data = check_data(cfg, manifest)
+    findings += check_schedule(cfg, data)
+    checked, latest = check_checkpoint(cfg, path)
+    findings += checked
+    if latest is None:
+        return findings
+    step = ckpt.read_meta(latest)["step"]
+    findings += check_ema(cfg, step)
+    findings += check_weights(latest)
+    if preview and all(f.level != "problem" or f.check != "weights" for f in findings):
+        findings += check_preview(path, data, n=n, seed=seed)
+    return findings

@@ -351,10 +351,13 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of ``raw`` with each ``section.key=value`` applied."""
-    merged = {name: dict(values) for name, values in raw.items()}
+    merged = {name: dict(v) if isinstance(v, dict) else v for name, v in raw.items()}
     for text in overrides:
         section, key, value = parse_override(text)
-        merged.setdefault(section, {})[key] = value
+        table = merged.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"[{section}] must be a table of keys, got {table!r}")
+        table[key] = value
     return merged
 
 

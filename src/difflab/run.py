@@ -6,7 +6,6 @@ and the newest complete checkpoint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +91,9 @@ def load_run(run_dir: str | Path, *, use_ema: bool | None = None, device: str = 
     if not found:
         raise ckpt.CheckpointError(f"{path} has no complete checkpoint; train it first")
     latest = found[-1]
+    ckpt.verify_checkpoint(latest)
     use_ema = config.sample.use_ema if use_ema is None else use_ema
     weights_file = latest / ("ema.safetensors" if use_ema else "model.safetensors")
     ckpt.load_model_weights(model, ckpt.load_weights(weights_file), weights_file)
-    step = json.loads((latest / "meta.json").read_text())["step"]
+    step = ckpt.read_meta(latest)["step"]
     return Run(path, config, schedule.to(device), model.to(device).eval(), data, step, latest)

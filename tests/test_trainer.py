@@ -110,19 +110,23 @@ def test_bfloat16_autocast_runs_the_network_in_bfloat16():
     assert drift < 0.05  # 10 Adam steps of lr 2e-3 move a weight by at most 0.02 each way
 
 
-def test_sigterm_stops_between_steps_with_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_signal_stops_between_steps_with_a_checkpoint(tmp_path, sig):
     trainer = _trainer(config_from_dict(RAW), lambda i: False, run_dir=tmp_path)
     real_step = trainer.train_step
 
     def step_then_signal():
         out = real_step()
         if trainer.step == 4:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return out
 
     trainer.train_step = step_then_signal
     summary = trainer.fit()
-    assert summary.interrupted == "SIGTERM"
+    assert summary.interrupted == sig.name
     # the flag is seen at the end of step 5's train_step, so the checkpoint is at step 5
     assert summary.steps == 5 and summary.checkpoint.name == "step_00000005"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    trainer.load_checkpoint(ckpt.load_training_state(summary.checkpoint))
+    assert trainer.step == 5

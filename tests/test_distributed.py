@@ -21,6 +21,7 @@ RUN = [
     "train.steps=50",
     "train.batch_size=64",
     "train.log_every=10",
+    "train.checkpoint_every=25",
     "schedule.T=50",
     "model.width=32",
     "model.depth=2",

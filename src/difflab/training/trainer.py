@@ -267,7 +267,8 @@ class Trainer:
                         bar.update(window_n)
                         bar.set_postfix(loss=f"{last_loss:.4f}")
                         window_t, window_loss, window_n = now, torch.zeros(()), 0
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    every = cfg.checkpoint_every
+                    if every and self.step % every == 0 and self.run_dir is not None:
                         self.save()
                 if self.run_dir is not None and self.saved_step != self.step:
                     self.save()

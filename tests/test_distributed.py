@@ -78,3 +78,29 @@ def test_two_processes_match_one_process(tmp_path):
     assert [r["step"] for r in rows_two] == [10, 20, 30, 40, 50]
     for r1, r2 in zip(rows_one, rows_two):
         assert abs(r1["loss"] - r2["loss"]) < 1e-5  # the logged loss is the global batch mean
+
+
+def test_adaptive_sampler_records_the_losses_of_every_shard(tmp_path):
+    """Two gloo processes, each holding valid losses only in its shard, record the whole
+    batch's losses (TimestepSampler.update -> gather_shards)."""
+    script = tmp_path / "gather.py"
+    script.write_text(
+        "import torch, torch.distributed as dist\n"
+        "from difflab.timesteps import TimestepSampler\n"
+        "class Recording(TimestepSampler):\n"
+        "    def record(self, t, losses):\n"
+        "        self.seen = losses\n"
+        "dist.init_process_group('gloo')\n"
+        "r = dist.get_rank()\n"
+        "s = Recording(10)\n"
+        "s.set_shard(r, 2)\n"
+        "losses = torch.full((6,), -1.0)\n"
+        "losses[3 * r : 3 * r + 3] = torch.arange(3 * r, 3 * r + 3, dtype=torch.float32)\n"
+        "s.update(torch.zeros(6, dtype=torch.long), losses)\n"
+        "assert s.seen.tolist() == [0, 1, 2, 3, 4, 5], s.seen\n"
+        "dist.destroy_process_group()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run([*cmd, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -70,6 +70,8 @@ class TimestepSampler:
     def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Record per-example losses (B,) at t (B,) of the global batch; in multi-process
         training each rank's shard is gathered first so every rank records the same values."""
+        if type(self).record is TimestepSampler.record:
+            return  # nothing to record: skip the all-gather
         if self.world_size > 1:
             losses = gather_shards(losses, self.rank, self.world_size)
         self.record(t, losses)

@@ -5,23 +5,45 @@ Math modules never read a config; the CLI and the trainer call these builders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from difflab.config import Config, DataConfig, ModelConfig, ModelName, ScheduleConfig
+from difflab.config import (
+    Config,
+    DataConfig,
+    LossName,
+    ModelConfig,
+    ModelName,
+    SamplerName,
+    ScheduleConfig,
+)
 from difflab.data.dataset import Dataset, standardize
 from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy
 from difflab.losses.base import Objective
 from difflab.losses.ddpm import SimpleObjective
-from difflab.models import MLP, ConditionalLinearNet
+from difflab.losses.score_matching import (
+    DenoisingObjective,
+    ExactObjective,
+    NCSNObjective,
+    SlicedObjective,
+    geometric_sigmas,
+)
+from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
 from difflab.reverse import output_channels
 from difflab.samplers import ChainResult, ddpm_sample
-from difflab.schedules import NoiseSchedule
+from difflab.samplers.langevin import (
+    annealed_langevin_sample,
+    ddpm_score,
+    langevin_sample,
+    langevin_step_sizes,
+    pc_sample,
+)
+from difflab.schedules import NoiseSchedule, full_timesteps
 from difflab.timesteps import TimestepSampler
 
 
@@ -43,14 +65,29 @@ def build_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     return Dataset(cfg.name, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
 
 
-def build_model(cfg: ModelConfig, data_shape: tuple[int, ...], *, T: int) -> nn.Module:
-    """The network for data of shape ``data_shape`` (one example) and a T-step schedule."""
+def build_model(
+    cfg: ModelConfig, data_shape: tuple[int, ...], *, T: int, noise_conditional: bool = False
+) -> nn.Module:
+    """The network for data of shape ``data_shape`` (one example) and a T-step schedule.
+
+    ``noise_conditional``: a score network takes the noise level sigma as input (NCSN); see
+    :func:`is_noise_conditional`. Diffusion networks ignore it.
+    """
     if len(data_shape) != 1:
         raise ValueError(
             f"model.name = {cfg.name!r} takes vector data (N, D); this data has examples of "
             f"shape {data_shape}"
         )
     dim = data_shape[0]
+    if cfg.name == ModelName.SCORE_MLP:
+        return ScoreMLP(
+            dim,
+            noise_conditional=noise_conditional,
+            width=cfg.width,
+            depth=cfg.depth,
+            activation=cfg.activation,
+            noise_dim=cfg.time_dim,
+        )
     out = output_channels(dim, cfg.variance)
     if cfg.name == ModelName.CONDITIONAL_LINEAR:
         return ConditionalLinearNet(
@@ -67,8 +104,31 @@ def build_model(cfg: ModelConfig, data_shape: tuple[int, ...], *, T: int) -> nn.
     )
 
 
+def is_noise_conditional(cfg: Config) -> bool:
+    """Whether the run's score network takes the noise level as input (NCSN)."""
+    return cfg.loss.name == LossName.NCSN
+
+
+def build_sigmas(cfg: Config) -> torch.Tensor:
+    """The NCSN noise ladder sigma_1 > ... > sigma_L of ``loss``."""
+    return geometric_sigmas(cfg.loss.sigma_max, cfg.loss.sigma_min, cfg.loss.n_sigmas)
+
+
 def build_objective(cfg: Config, schedule: NoiseSchedule) -> Objective:
     """The training objective named by ``loss.name``."""
+    loss = cfg.loss
+    if loss.name == LossName.EXACT:
+        return ExactObjective()
+    if loss.name in (LossName.SLICED, LossName.SLICED_VR):
+        return SlicedObjective(
+            n_projections=loss.n_projections,
+            projection=loss.projection,
+            variance_reduced=loss.name == LossName.SLICED_VR,
+        )
+    if loss.name == LossName.DSM:
+        return DenoisingObjective(loss.sigma)
+    if loss.name == LossName.NCSN:
+        return NCSNObjective(build_sigmas(cfg))
     timesteps = TimestepSampler(schedule.T, cfg.loss.timesteps)
     return SimpleObjective(
         schedule, timesteps, prediction=cfg.model.prediction, variance=cfg.model.variance
@@ -116,10 +176,127 @@ def _ddpm(cfg, model, schedule, shape, *, generator, device, record, progress) -
     )
 
 
+def _pc(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+    if cfg.sample.steps not in (None, schedule.T):
+        raise ValueError(
+            f"sampler 'pc' runs all T = {schedule.T} predictor steps; got --steps "
+            f"{cfg.sample.steps} (omit --steps)"
+        )
+    return pc_sample(
+        model,
+        schedule,
+        shape,
+        snr=cfg.sample.snr,
+        corrector_steps=cfg.sample.corrector_steps,
+        prediction=cfg.model.prediction,
+        variance=cfg.model.variance,
+        clip=_clip(cfg),
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )
+
+
+#: Defaults of ``sample.steps`` and ``sample.step_size`` for the Langevin samplers.
+LANGEVIN_STEPS = 1000
+LANGEVIN_STEP_SIZE = 1e-3
+ANNEALED_STEP_SIZE = 2e-5
+
+
+def _langevin(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+    sizes = langevin_step_sizes(
+        cfg.sample.step_size or LANGEVIN_STEP_SIZE,
+        cfg.sample.steps or LANGEVIN_STEPS,
+        cfg.sample.step_decay,
+    )
+    return langevin_sample(
+        model,
+        shape,
+        step_sizes=sizes,
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )
+
+
+def _annealed(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+    return annealed_langevin_sample(
+        noise_level_score(model),
+        build_sigmas(cfg).tolist(),
+        shape,
+        n_steps_each=cfg.sample.n_steps_each,
+        step_size=cfg.sample.step_size or ANNEALED_STEP_SIZE,
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )
+
+
+def noise_level_score(model: nn.Module) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    """``score(x, sigma)`` for a noise-conditional network and one level shared by the batch."""
+
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        level = torch.tensor([sigma], dtype=x.dtype, device=x.device).expand(x.shape[0])
+        return model(x, level)
+
+    return score
+
+
 #: ``sample.sampler`` name -> the function that runs it with the run's config.
 SAMPLERS: dict[str, SamplerFn] = {
     "ddpm": _ddpm,
+    "pc": _pc,
+    "langevin": _langevin,
+    "annealed_langevin": _annealed,
 }
+
+
+def chain_length(cfg: Config, schedule: NoiseSchedule) -> int:
+    """The label of the sampler's starting state (its chain runs from this label down to 0)."""
+    if cfg.sample.sampler == SamplerName.LANGEVIN:
+        return cfg.sample.steps or LANGEVIN_STEPS
+    if cfg.sample.sampler == SamplerName.ANNEALED_LANGEVIN:
+        return cfg.loss.n_sigmas * cfg.sample.n_steps_each
+    return schedule.T
+
+
+class ScoreField(NamedTuple):
+    """A run's score at its smallest noise level, ``score(x)`` in model space, and the law it
+    estimates: the score of ``scale`` * x_0 + ``noise_std`` * z (z ~ N(0, I), x_0 the data)."""
+
+    score: Callable[[torch.Tensor], torch.Tensor]
+    scale: float
+    noise_std: float
+
+
+def score_field(cfg: Config, model: nn.Module, schedule: NoiseSchedule) -> ScoreField:
+    """The learned score of a run: the score network itself; for NCSN at sigma_min; for a
+    diffusion model -eps_theta(x, 0) / sqrt(1 - abar_1), the score of q(x_1)."""
+    name = cfg.loss.name
+    if name == LossName.NCSN:
+        sigma = float(build_sigmas(cfg)[-1])
+        return ScoreField(lambda x: noise_level_score(model)(x, sigma), 1.0, sigma)
+    if name == LossName.DSM:
+        return ScoreField(model, 1.0, cfg.loss.sigma)
+    if name in (LossName.EXACT, LossName.SLICED, LossName.SLICED_VR):
+        return ScoreField(model, 1.0, 0.0)
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        t = full_timesteps(0, x.shape[0], x.device)
+        return ddpm_score(
+            model,
+            schedule,
+            x,
+            t,
+            prediction=cfg.model.prediction,
+            variance=cfg.model.variance,
+        )
+
+    abar = float(schedule.alphas_cumprod[0])
+    return ScoreField(score, abar**0.5, (1.0 - abar) ** 0.5)
 
 
 def generate(

@@ -9,19 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit code 2), like every other user mistake."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(EXIT_USAGE, f"difflab: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -39,15 +31,13 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="difflab",
         description="Diffusion probabilistic models and score-based generative models: train, "
         "sample, evaluate and plot.",
         epilog="Run `difflab COMMAND --help` for a command's options.",
     )
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
         "train",
@@ -79,15 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of samples (default: sample.n of the run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="output file, .npy or .csv (default: RUN_DIR/samples.npy)")
-    p.add_argument("--sampler", help="sampler (default: sample.sampler of the run): ddpm")
+    p.add_argument(
+        "--sampler",
+        help="sampler (default: sample.sampler of the run): ddpm or pc for diffusion models, "
+        "langevin or annealed_langevin (NCSN) for score models",
+    )
     p.add_argument("--steps", type=int, help="sampling steps (default: sample.steps of the run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
         "plot",
         help="write the run's figures as PNG files",
-        description="Data, forward process q(x_t) at 10 times, reverse trajectory "
-        "at 10 times, loss curve, samples beside data: RUN_DIR/plots/*.png.",
+        description="Data, forward process q(x_t) at 10 times (for NCSN: the data at its "
+        "noise levels), the sampler's chain at 10 times, loss curve, samples beside data, and "
+        "for 2-D data the learned score field beside a reference score (score.png) and sampler "
+        "chains drawn as arrows (trajectories.png): RUN_DIR/plots/*.png.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--n", type=int, default=2000, help="points per panel (default 2000)")

@@ -27,6 +27,7 @@ else:  # pragma: no cover
 
 from difflab.choices import StrEnum, parse_enum
 from difflab.data.toy import toy_names
+from difflab.losses.score_matching import Projection
 from difflab.models.embeddings import Activation
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
@@ -37,14 +38,39 @@ from difflab.timesteps import TimestepSampling
 class ModelName(StrEnum):
     MLP = "mlp"
     CONDITIONAL_LINEAR = "conditional_linear"
+    SCORE_MLP = "score_mlp"
 
 
 class LossName(StrEnum):
     SIMPLE = "simple"
+    EXACT = "exact"
+    SLICED = "sliced"
+    SLICED_VR = "sliced_vr"
+    DSM = "dsm"
+    NCSN = "ncsn"
 
 
 class SamplerName(StrEnum):
     DDPM = "ddpm"
+    PC = "pc"
+    LANGEVIN = "langevin"
+    ANNEALED_LANGEVIN = "annealed_langevin"
+
+
+#: Objectives that train a score network (model.name = "score_mlp") instead of a diffusion model.
+SCORE_LOSSES = frozenset(
+    {LossName.EXACT, LossName.SLICED, LossName.SLICED_VR, LossName.DSM, LossName.NCSN}
+)
+
+
+def score_sampler_for(loss: str) -> SamplerName:
+    """The sampler a score network trained with ``loss`` needs: annealed Langevin for the
+    noise-conditional NCSN, plain Langevin for the single-scale objectives."""
+    return SamplerName.ANNEALED_LANGEVIN if loss == LossName.NCSN else SamplerName.LANGEVIN
+
+
+#: Samplers that run a score network; every other sampler runs a diffusion model.
+SCORE_SAMPLERS = frozenset({SamplerName.LANGEVIN, SamplerName.ANNEALED_LANGEVIN})
 
 
 class Normalize(StrEnum):
@@ -150,14 +176,36 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The training objective ``name`` and how t is drawn (``timesteps``)."""
+    """The training objective ``name`` and how t is drawn (``timesteps``, diffusion losses).
+
+    Score matching: ``sigma`` is the noise level of "dsm"; "ncsn" uses the geometric ladder
+    ``sigma_max`` .. ``sigma_min`` of ``n_sigmas`` levels; "sliced" and "sliced_vr" draw
+    ``n_projections`` directions per example from ``projection`` (gaussian | rademacher).
+    """
 
     name: str = "simple"
     timesteps: str = "antithetic"
+    sigma: float = 0.1
+    sigma_min: float = 0.01
+    sigma_max: float = 2.0
+    n_sigmas: int = 10
+    n_projections: int = 1
+    projection: str = "gaussian"
 
     def __post_init__(self) -> None:
         _choice(LossName, self.name, "loss.name")
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
+        _choice(Projection, self.projection, "loss.projection")
+        _check(self.sigma > 0, "loss.sigma", self.sigma, "> 0")
+        _check(self.sigma_min > 0, "loss.sigma_min", self.sigma_min, "> 0")
+        _check(
+            self.sigma_max > self.sigma_min,
+            "loss.sigma_max",
+            self.sigma_max,
+            f"> loss.sigma_min = {self.sigma_min}",
+        )
+        _check(self.n_sigmas >= 2, "loss.n_sigmas", self.n_sigmas, "an integer >= 2")
+        _check(self.n_projections >= 1, "loss.n_projections", self.n_projections, "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -223,13 +271,26 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Sampling defaults for ``difflab sample``: sampler, number of steps (None: all T), count."""
+    """Sampling defaults for ``difflab sample``: sampler, number of steps (None: all T; for
+    "langevin" the chain length, default 1000), count.
+
+    Langevin samplers: ``step_size`` (None: 1e-3 for "langevin", 2e-5 for "annealed_langevin",
+    whose level i then steps step_size * sigma_i^2 / sigma_min^2), ``step_decay`` (the step
+    shrinks by this factor every step of "langevin"), ``n_steps_each`` (steps per noise level
+    of "annealed_langevin"). Predictor-corrector ("pc"): ``corrector_steps`` Langevin steps at
+    signal-to-noise ratio ``snr`` before every ancestral step.
+    """
 
     sampler: str = "ddpm"
     steps: int | None = None
     n: int = 5000
     clip_x0: bool = False
     use_ema: bool = True
+    step_size: float | None = None
+    step_decay: float = 1.0
+    n_steps_each: int = 100
+    snr: float = 0.16
+    corrector_steps: int = 1
 
     def __post_init__(self) -> None:
         _choice(SamplerName, self.sampler, "sample.sampler")
@@ -240,6 +301,26 @@ class SampleConfig:
             "an integer >= 1, or omitted for all T steps",
         )
         _check(self.n >= 1, "sample.n", self.n, "an integer >= 1")
+        _check(
+            self.step_size is None or self.step_size > 0,
+            "sample.step_size",
+            self.step_size,
+            "> 0, or omitted for the sampler's default",
+        )
+        _check(0 < self.step_decay <= 1, "sample.step_decay", self.step_decay, "in (0, 1]")
+        _check(self.n_steps_each >= 1, "sample.n_steps_each", self.n_steps_each, "an integer >= 1")
+        _check(self.snr > 0, "sample.snr", self.snr, "> 0")
+        _check(
+            self.corrector_steps >= 0,
+            "sample.corrector_steps",
+            self.corrector_steps,
+            "an integer >= 0 (0: plain ancestral sampling)",
+        )
+        if self.sampler == SamplerName.ANNEALED_LANGEVIN and self.steps is not None:
+            raise ValueError(
+                f"sample.steps = {self.steps} does not apply to 'annealed_langevin', which runs "
+                "sample.n_steps_each steps at each of loss.n_sigmas levels; omit --steps"
+            )
 
 
 @dataclass(frozen=True)
@@ -253,6 +334,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
 
+    def __post_init__(self) -> None:
+        check_model_fits_loss(self.model.name, self.loss.name, self.sample.sampler)
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
@@ -263,6 +347,34 @@ class Config:
         """A copy with keys of one section changed (validated)."""
         return dataclasses.replace(
             self, **{section: dataclasses.replace(getattr(self, section), **changes)}
+        )
+
+
+def check_model_fits_loss(model: str, loss: str, sampler: str) -> None:
+    """A one-line error when the network, the objective and the sampler do not fit together."""
+    if loss in SCORE_LOSSES:
+        need = {"name": ModelName.SCORE_MLP.value, "sampler": score_sampler_for(loss).value}
+        have = {"name": model, "sampler": sampler}
+        wrong = [k for k in need if have[k] != need[k]]
+        if wrong:
+            keys = {"name": "model.name", "sampler": "sample.sampler"}
+            got = " and ".join(f"{keys[k]} = '{have[k]}'" for k in wrong)
+            fix = " and ".join(f"{keys[k]} = '{need[k]}'" for k in wrong)
+            raise ValueError(
+                f"loss.name = '{loss}' trains a score network, which {got} cannot use; set {fix}"
+            )
+        return
+    diffusion_samplers = [s.value for s in SamplerName if s not in SCORE_SAMPLERS]
+    if model == ModelName.SCORE_MLP:
+        score_losses = ", ".join(repr(v.value) for v in LossName if v in SCORE_LOSSES)
+        raise ValueError(
+            f"model.name = 'score_mlp' is a score network, which loss.name = '{loss}' cannot "
+            f"train; set loss.name to one of {score_losses}"
+        )
+    if sampler in SCORE_SAMPLERS:
+        raise ValueError(
+            f"sample.sampler = '{sampler}' runs a score network, but this is a diffusion model "
+            f"(loss.name = '{loss}'); use one of {', '.join(map(repr, diffusion_samplers))}"
         )
 
 

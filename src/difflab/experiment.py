@@ -13,8 +13,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from difflab.builders import build_dataset, build_model, build_objective, build_schedule
-from difflab.config import Config, apply_overrides, config_from_dict, config_from_json
+from difflab.builders import (
+    build_dataset,
+    build_model,
+    build_objective,
+    build_schedule,
+    build_sigmas,
+    chain_length,
+    is_noise_conditional,
+    score_field,
+)
+from difflab.config import (
+    SCORE_LOSSES,
+    Config,
+    LossName,
+    apply_overrides,
+    config_from_dict,
+    config_from_json,
+)
 from difflab.data.dataset import Dataset
 from difflab.data.toy import sample_toy, toy_names
 from difflab.losses.base import Objective
@@ -45,7 +61,9 @@ def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module
     torch.manual_seed(cfg.train.seed)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg.model, dataset.shape, T=schedule.T)
+    model = build_model(
+        cfg.model, dataset.shape, T=schedule.T, noise_conditional=is_noise_conditional(cfg)
+    )
     return dataset, schedule, model, build_objective(cfg, schedule)
 
 
@@ -168,7 +186,9 @@ def check_config(cfg: Config) -> str:
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     schedule = build_schedule(cfg.schedule)
     with torch.device("meta"):  # counts parameters without allocating them
-        model = build_model(cfg.model, dataset.shape, T=schedule.T)
+        model = build_model(
+            cfg.model, dataset.shape, T=schedule.T, noise_conditional=is_noise_conditional(cfg)
+        )
     params = sum(p.numel() for p in model.parameters())
     return (
         f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}, schedule {cfg.schedule.name} "
@@ -208,6 +228,7 @@ def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = N
         plot_data,
         plot_forward,
         plot_loss,
+        plot_noise_levels,
         plot_reverse,
         plot_samples_vs_data,
     )
@@ -218,17 +239,70 @@ def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = N
     if data is None:
         data = run.data.decode(build_dataset(run.config.data).x[:n].numpy())
     model_data = run.data.encode(data)
-    samples, chain = run.sample(n, seed=seed, record=panel_times(run.schedule.T))
-    paths = [
-        plot_data(data, out_dir / "data.png", title=f"data: {run.data.name}"),
-        plot_forward(run.schedule, model_data, out_dir / "forward.png", seed=seed),
-        plot_reverse(chain.trajectory, out_dir / "reverse.png"),
+    cfg = run.config
+    samples, chain = run.sample(n, seed=seed, record=panel_times(chain_length(cfg, run.schedule)))
+    paths = [plot_data(data, out_dir / "data.png", title=f"data: {run.data.name}")]
+    if cfg.loss.name == LossName.NCSN:
+        sigmas = build_sigmas(cfg).tolist()
+        paths.append(plot_noise_levels(sigmas, model_data, out_dir / "forward.png"))
+    elif cfg.loss.name not in SCORE_LOSSES:
+        paths.append(plot_forward(run.schedule, model_data, out_dir / "forward.png", seed=seed))
+    paths += [
+        plot_reverse(
+            chain.trajectory, out_dir / "reverse.png", title=f"{cfg.sample.sampler} chain"
+        ),
         plot_samples_vs_data(samples, data, out_dir / "samples.png"),
     ]
+    if model_data.shape[1] == 2:
+        paths += plot_score(run, model_data, out_dir, seed=seed)
     rows = read_metrics(run.run_dir)
     if rows:
         paths.append(plot_loss(rows, out_dir / "loss.png"))
     return paths
+
+
+def reference_log_prob(run: Run, model_data: np.ndarray, *, scale: float, noise_std: float):
+    """log-density (model space) of scale * x_0 + noise_std * z for the run's data: a Gaussian
+    mixture fitted to the data (see difflab.density)."""
+    from difflab.density import fit_gaussian_mixture, mixture_log_prob
+
+    return mixture_log_prob(fit_gaussian_mixture(model_data), scale=scale, noise_std=noise_std)
+
+
+def plot_score(run: Run, model_data: np.ndarray, out_dir: Path, *, seed: int = 0) -> list[Path]:
+    """score.png: the learned score field beside the reference score of the same noise level;
+    trajectories.png: a few sampler chains drawn as arrows over the learned field (model space)."""
+    from difflab.density import score_of
+    from difflab.plots import data_limits, plot_score_fields, plot_trajectories, score_grid
+
+    field = score_field(run.config, run.model, run.schedule)
+    grid = score_grid(data_limits(model_data))
+    grid_t = torch.from_numpy(grid)
+    with torch.no_grad():
+        learned = field.score(grid_t).numpy()
+    log_prob = reference_log_prob(run, model_data, scale=field.scale, noise_std=field.noise_std)
+    reference = score_of(log_prob, grid_t).numpy()
+    level = f"noise std {field.noise_std:.3g}" if field.noise_std else "no noise"
+    score_path = plot_score_fields(
+        grid,
+        [
+            (f"learned score ({level})", learned),
+            (f"reference score: Gaussian-mixture fit ({level})", reference),
+        ],
+        model_data,
+        out_dir / "score.png",
+    )
+    length = chain_length(run.config, run.schedule)
+    _, chain = run.sample(8, seed=seed + 1, record=range(length + 1))
+    trajectories = plot_trajectories(
+        chain.trajectory,
+        grid,
+        learned,
+        out_dir / "trajectories.png",
+        title=f"{run.config.sample.sampler} chains over the learned score",
+        data=model_data,
+    )
+    return [score_path, trajectories]
 
 
 def demo(

@@ -8,6 +8,7 @@ the tutorial: the data, the forward process q(x_t) at 10 times, the reverse traj
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import matplotlib
@@ -78,10 +79,12 @@ def plot_forward(
     return _scatter_row(panels, path, "forward process")
 
 
-def plot_reverse(trajectory: Mapping[int, torch.Tensor], path: Path) -> Path:
-    """The reverse chain's states, from x_T to x_0, at the recorded times."""
+def plot_reverse(
+    trajectory: Mapping[int, torch.Tensor], path: Path, *, title: str = "reverse process"
+) -> Path:
+    """The sampler's states, from its start (x_T) to the samples (x_0), at the recorded labels."""
     panels = [(rf"$p(x_{{{k}}})$", v.numpy()) for k, v in sorted(trajectory.items(), reverse=True)]
-    return _scatter_row(panels, path, "reverse process")
+    return _scatter_row(panels, path, title)
 
 
 def plot_loss(rows: Sequence[Mapping[str, float]], path: Path) -> Path:
@@ -120,3 +123,96 @@ def plot_samples_vs_data(samples: np.ndarray, data: np.ndarray, path: Path) -> P
 def plot_panels(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
     """A row of scatter plots (first two coordinates) on shared axes, one per (label, points)."""
     return _scatter_row(panels, path, title)
+
+
+def log_scaled(vectors: np.ndarray) -> np.ndarray:
+    """Arrows of length log(1 + |v|) in the direction of v, so that scores of very different
+    magnitudes (near and far from the data) fit on one quiver plot."""
+    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / (norm + 1e-12) * np.log1p(norm)
+
+
+def score_grid(limits: tuple[tuple[float, float], tuple[float, float]], n: int = 25) -> np.ndarray:
+    """An n x n grid of 2-D points over ``limits`` ((x_lo, x_hi), (y_lo, y_hi)), (n * n, 2)."""
+    xs = np.linspace(*limits[0], n)
+    ys = np.linspace(*limits[1], n)
+    return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
+
+
+def data_limits(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Square-ish plotting limits around 2-D points, with a margin for the score field."""
+    return _limits(points, pad=0.25)
+
+
+def plot_score_fields(
+    grid: np.ndarray,
+    fields: Sequence[tuple[str, np.ndarray]],
+    data: np.ndarray,
+    path: Path,
+) -> Path:
+    """Quiver plots of score fields side by side over the data (log-scaled magnitudes)."""
+    fig, axes = plt.subplots(1, len(fields), figsize=(5.5 * len(fields), 5.5), squeeze=False)
+    for ax, (title, vectors) in zip(axes[0], fields):
+        arrows = log_scaled(vectors)
+        ax.scatter(data[:, 0], data[:, 1], color="tab:red", s=4, alpha=0.5, linewidths=0)
+        ax.quiver(grid[:, 0], grid[:, 1], arrows[:, 0], arrows[:, 1], width=0.003)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(grid[:, 0].min(), grid[:, 0].max())
+        ax.set_ylim(grid[:, 1].min(), grid[:, 1].max())
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_trajectories(
+    trajectory: Mapping[int, torch.Tensor],
+    grid: np.ndarray,
+    field: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    data: np.ndarray | None = None,
+    max_arrows: int = 30,
+) -> Path:
+    """Sampler chains drawn as arrows from state to state over the (log-scaled) score field
+    (and the data, faint, if given); at most ``max_arrows`` arrows per chain."""
+    labels = sorted(trajectory, reverse=True)
+    keep = sorted({labels[round(i)] for i in np.linspace(0, len(labels) - 1, max_arrows + 1)})
+    states = np.stack([trajectory[k].numpy()[:, :2] for k in sorted(keep, reverse=True)])
+    fig, ax = plt.subplots(figsize=(6, 6))
+    arrows = log_scaled(field)
+    if data is not None:
+        ax.scatter(data[:, 0], data[:, 1], color="tab:red", s=3, alpha=0.2, linewidths=0)
+    ax.quiver(grid[:, 0], grid[:, 1], arrows[:, 0], arrows[:, 1], width=0.002, alpha=0.5)
+    for chain in range(states.shape[1]):
+        path_xy = states[:, chain]
+        ax.scatter(path_xy[0, 0], path_xy[0, 1], color="tab:green", s=20, marker="o")
+        for a, b in pairwise(path_xy):
+            ax.annotate(
+                "", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "color": "tab:green", "lw": 1}
+            )
+    ax.set_xlim(grid[:, 0].min(), grid[:, 0].max())
+    ax.set_ylim(grid[:, 1].min(), grid[:, 1].max())
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_noise_levels(
+    sigmas: Sequence[float], x0: np.ndarray, path: Path, *, seed: int = 0, n_panels: int = 10
+) -> Path:
+    """The data perturbed with N(0, sigma^2 I) at (up to) ``n_panels`` levels of a noise ladder,
+    smallest first: what an NCSN learns the score of at each level."""
+    rng = np.random.default_rng(seed)
+    levels = sorted(sigmas)
+    picks = sorted({round(i) for i in np.linspace(0, len(levels) - 1, n_panels)})
+    panels = [(r"$x_0$", x0)]
+    for i in picks:
+        noisy = x0 + levels[i] * rng.standard_normal(x0.shape).astype(np.float32)
+        panels.append((rf"$\sigma = {levels[i]:.3g}$", noisy))
+    return _scatter_row(panels, path, "data perturbed at the noise levels")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from difflab.builders import build_model, build_schedule, generate
+from difflab.builders import build_model, build_schedule, generate, is_noise_conditional
 from difflab.config import Config, config_from_json
 from difflab.data.dataset import Dataset
 from difflab.samplers import ChainResult
@@ -86,7 +86,9 @@ def load_run(run_dir: str | Path, *, use_ema: bool | None = None, device: str = 
     manifest = ckpt.read_manifest(path)
     data = Dataset.from_info(manifest["data"])
     schedule = build_schedule(config.schedule, warn=False)
-    model = build_model(config.model, data.shape, T=schedule.T)
+    model = build_model(
+        config.model, data.shape, T=schedule.T, noise_conditional=is_noise_conditional(config)
+    )
     found = ckpt.checkpoint_dirs(path)
     if not found:
         raise ckpt.CheckpointError(f"{path} has no complete checkpoint; train it first")

@@ -104,3 +104,59 @@ class ConditionalLinearNet(nn.Module):
         for layer in self.layers:
             h = self.act(layer(h, t))
         return self.out(h)
+
+
+class ScoreMLP(nn.Module):
+    """A score network for vector data: x (B, D) -> s(x) (B, D), or with ``noise_conditional``
+    x (B, D), sigma (B,) -> s(x, sigma).
+
+    The same residual layout as :class:`MLP`. The noise-conditional network embeds log sigma
+    (sinusoidal, scaled by ``noise_scale``) and divides its output by sigma, so the network
+    itself predicts sigma * s = -z, a quantity of order one at every level (Song & Ermon 2020,
+    "Improved techniques", technique 3). The single-scale network has no noise input.
+    """
+
+    def __init__(
+        self,
+        data_dim: int,
+        *,
+        noise_conditional: bool = False,
+        width: int = 128,
+        depth: int = 3,
+        activation: str = "silu",
+        noise_dim: int = 64,
+        noise_scale: float = 250.0,
+    ) -> None:
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"model.depth and model.width must be >= 1, got {depth}, {width}")
+        self.noise_conditional = noise_conditional
+        self.inputs = nn.ModuleList(
+            [nn.Linear(data_dim, width)] + [nn.Linear(width, width) for _ in range(depth - 1)]
+        )
+        self.act = make_activation(activation)
+        self.out = nn.Linear(width, data_dim)
+        if noise_conditional:
+            self.embed = nn.Sequential(
+                SinusoidalEmbedding(noise_dim, scale=noise_scale),
+                nn.Linear(noise_dim, width),
+                make_activation(activation),
+                nn.Linear(width, depth * width),
+            )
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        if self.noise_conditional != (sigma is not None):
+            need = "needs sigma (B,)" if self.noise_conditional else "takes no sigma"
+            raise ValueError(f"this score network {need}")
+        if sigma is None:
+            h = self.act(self.inputs[0](x))
+            for lin in self.inputs[1:]:
+                h = h + self.act(lin(h))
+            return self.out(h)
+        # a level shared by the batch (sigma made with ``expand``) is embedded once
+        level = sigma[:1] if sigma.shape[0] > 1 and sigma.stride(0) == 0 else sigma
+        feats = self.embed(level.log()).view(level.shape[0], len(self.inputs), -1).transpose(0, 1)
+        h = self.act(self.inputs[0](x) + feats[0])
+        for lin, f in zip(self.inputs[1:], feats[1:]):
+            h = h + self.act(lin(h) + f)
+        return self.out(h) / sigma.reshape(-1, *([1] * (x.dim() - 1)))

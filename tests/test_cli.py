@@ -44,7 +44,15 @@ def test_train_sample_plot_in_process(tiny_run, tmp_path, capsys):
 
     assert main(["plot", str(tiny_run), "--n", "200"]) == 0
     names = {p.name for p in (tiny_run / "plots").iterdir()}
-    assert names == {"data.png", "forward.png", "reverse.png", "samples.png", "loss.png"}
+    assert names == {
+        "data.png",
+        "forward.png",
+        "reverse.png",
+        "samples.png",
+        "loss.png",
+        "score.png",  # the learned score field beside the reference (2-D data)
+        "trajectories.png",
+    }
     assert "plots/reverse.png" in capsys.readouterr().out
 
 

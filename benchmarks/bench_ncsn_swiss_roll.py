@@ -7,7 +7,7 @@ then samples with several seeds to show the spread of the ratio.
 
 Usage (under the shared lock):
     flock /tmp/difflab-bench.lock env PYTHONPATH=src python benchmarks/bench_ncsn_swiss_roll.py \
-        [--steps 4000] [--threads 2] [--seeds 3] [--set KEY=VALUE ...] [--out result.json]
+        [--steps 8000] [--threads 2] [--seeds 3] [--set KEY=VALUE ...] [--out result.json]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ NCSN = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n", type=int, default=5000)

@@ -189,6 +189,18 @@ def test_bad_data_files_exit_2(tmp_path, content, needle, capsys):
     assert not out.exists()  # nothing half-made is left behind
 
 
+@pytest.mark.parametrize(
+    "args", [["sample"], ["sample", "RUN", "--n", "abc"], ["nope"], ["train", "--bogus"]]
+)
+def test_usage_errors_are_one_line(args, tmp_path, capsys):
+    args = [str(tmp_path) if a == "RUN" else a for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert err.startswith("difflab: error:") and len(err.splitlines()) == 1
+
+
 def test_existing_run_is_never_overwritten(tiny_run, capsys):
     before = (tiny_run / "config.json").read_text()
     code = main(["train", *tiny_args(), "--out", str(tiny_run), "--quiet"])

@@ -9,11 +9,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2), like every other user mistake."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"difflab: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -31,13 +39,15 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="difflab",
         description="Diffusion probabilistic models and score-based generative models: train, "
         "sample, evaluate and plot.",
         epilog="Run `difflab COMMAND --help` for a command's options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser(
         "train",

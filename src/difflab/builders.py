@@ -12,12 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from difflab.config import Config, DataConfig, ModelConfig, ModelName, ScheduleConfig
+from difflab.config import Config, DataConfig, LossName, ModelConfig, ModelName, ScheduleConfig
 from difflab.data.dataset import Dataset, standardize
 from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy
 from difflab.losses.base import Objective
-from difflab.losses.ddpm import SimpleObjective
+from difflab.losses.ddpm import HybridObjective, SimpleObjective
+from difflab.losses.sohl_dickstein import SohlDicksteinObjective
+from difflab.losses.vlb import VLBObjective
 from difflab.models import MLP, ConditionalLinearNet
 from difflab.reverse import output_channels
 from difflab.samplers import ChainResult, ddpm_sample
@@ -67,12 +69,23 @@ def build_model(cfg: ModelConfig, data_shape: tuple[int, ...], *, T: int) -> nn.
     )
 
 
-def build_objective(cfg: Config, schedule: NoiseSchedule) -> Objective:
-    """The training objective named by ``loss.name``."""
+def build_objective(
+    cfg: Config, schedule: NoiseSchedule, *, levels: int | None = None
+) -> Objective:
+    """The training objective named by ``loss.name``; ``levels``: the data's grid (or None)."""
+    kw = {"prediction": cfg.model.prediction, "variance": cfg.model.variance}
+    name = cfg.loss.name
+    if name == LossName.SOHL_DICKSTEIN:  # t = 0 is fixed: draw from the T - 1 learned steps
+        timesteps = TimestepSampler(schedule.T - 1, cfg.loss.timesteps)
+        return SohlDicksteinObjective(schedule, timesteps, **kw)
     timesteps = TimestepSampler(schedule.T, cfg.loss.timesteps)
-    return SimpleObjective(
-        schedule, timesteps, prediction=cfg.model.prediction, variance=cfg.model.variance
-    )
+    if name == LossName.VLB:
+        return VLBObjective(schedule, timesteps, levels=levels, **kw)
+    if name == LossName.HYBRID:
+        return HybridObjective(
+            schedule, timesteps, hybrid_lambda=cfg.loss.hybrid_lambda, levels=levels, **kw
+        )
+    return SimpleObjective(schedule, timesteps, **kw)
 
 
 class SamplerFn(Protocol):

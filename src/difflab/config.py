@@ -41,6 +41,9 @@ class ModelName(StrEnum):
 
 class LossName(StrEnum):
     SIMPLE = "simple"
+    VLB = "vlb"
+    HYBRID = "hybrid"
+    SOHL_DICKSTEIN = "sohl_dickstein"
 
 
 class SamplerName(StrEnum):
@@ -150,14 +153,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The training objective ``name`` and how t is drawn (``timesteps``)."""
+    """The training objective ``name``, how t is drawn (``timesteps``), and the weight of the
+    bound in the hybrid loss (``hybrid_lambda``, Nichol & Dhariwal 2021)."""
 
     name: str = "simple"
     timesteps: str = "antithetic"
+    hybrid_lambda: float = 0.001
 
     def __post_init__(self) -> None:
         _choice(LossName, self.name, "loss.name")
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
+        _check(self.hybrid_lambda >= 0, "loss.hybrid_lambda", self.hybrid_lambda, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,21 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def __post_init__(self) -> None:
+        loss, model = self.loss.name, self.model
+        if loss == LossName.HYBRID and not Variance(model.variance).is_learned:
+            raise ValueError(
+                "loss.name = 'hybrid' trains a learned variance; set model.variance = "
+                "'learned_range' (or 'learned')"
+            )
+        if loss == LossName.SOHL_DICKSTEIN and model.prediction != Prediction.MEAN:
+            raise ValueError(
+                "loss.name = 'sohl_dickstein' is the 2015 model: set model.prediction = 'mean' "
+                "and model.variance = 'learned'"
+            )
+        if loss == LossName.SOHL_DICKSTEIN and self.schedule.T < 2:
+            raise ValueError("loss.name = 'sohl_dickstein' needs schedule.T >= 2")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

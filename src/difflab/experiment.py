@@ -46,7 +46,7 @@ def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     schedule = build_schedule(cfg.schedule)
     model = build_model(cfg.model, dataset.shape, T=schedule.T)
-    return dataset, schedule, model, build_objective(cfg, schedule)
+    return dataset, schedule, model, build_objective(cfg, schedule, levels=dataset.levels)
 
 
 def data_info(dataset: Dataset) -> dict[str, Any]:

@@ -57,7 +57,9 @@ def _data(n: int, D: int = 2, seed: int = 0) -> torch.Tensor:
 
 
 def _true_nll(x0: torch.Tensor) -> torch.Tensor:
-    return -sum_flat(gaussian_log_likelihood(x0, torch.full_like(x0, MU), torch.tensor(math.log(S2))))
+    return -sum_flat(
+        gaussian_log_likelihood(x0, torch.full_like(x0, MU), torch.tensor(math.log(S2)))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +127,14 @@ def test_prior_term_closed_form(schedule):
 def test_ode_nll_of_optimal_model_is_the_exact_nll(schedule, D):
     """D = 2: exact divergence; D = 12: Hutchinson's estimator, unbiased, so the mean matches."""
     x0 = _data(200 if D == 2 else 400, D=D)
-    out = ode_nll(GaussianOracle(schedule), schedule, x0, rtol=1e-6, atol=1e-6,
-                  generator=torch.Generator().manual_seed(2))
+    out = ode_nll(
+        GaussianOracle(schedule),
+        schedule,
+        x0,
+        rtol=1e-6,
+        atol=1e-6,
+        generator=torch.Generator().manual_seed(2),
+    )
     diff = out.nll - _true_nll(x0)
     if D == 2:
         assert float(diff.abs().max()) < 1e-3 * D

@@ -50,6 +50,13 @@ class SamplerName(StrEnum):
     DDPM = "ddpm"
 
 
+class ODEMethod(StrEnum):
+    DOPRI5 = "dopri5"
+    DOPRI8 = "dopri8"
+    BOSH3 = "bosh3"
+    RK4 = "rk4"
+
+
 class Normalize(StrEnum):
     NONE = "none"
     STANDARDIZE = "standardize"
@@ -249,6 +256,37 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """``difflab evaluate``: held-out points (``n``, toy data), the ODE solver (``ode_method``,
+    ``ode_rtol``, ``ode_atol``), exact divergence up to ``exact_divergence_max_dim`` dimensions
+    (Hutchinson above), batch size, and the number of samples scored against fresh data."""
+
+    n: int = 10_000
+    batch_size: int = 10_000
+    ode_method: str = "dopri5"
+    ode_rtol: float = 1e-5
+    ode_atol: float = 1e-5
+    exact_divergence_max_dim: int = 8
+    n_samples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.n >= 2, "evaluate.n", self.n, "an integer >= 2")
+        _check(self.batch_size >= 1, "evaluate.batch_size", self.batch_size, "an integer >= 1")
+        _choice(ODEMethod, self.ode_method, "evaluate.ode_method")
+        for key in ("ode_rtol", "ode_atol"):
+            value = getattr(self, key)
+            _check(0 < value < 1, f"evaluate.{key}", value, "a number in (0, 1)")
+        _check(
+            self.exact_divergence_max_dim >= 0,
+            "evaluate.exact_divergence_max_dim",
+            self.exact_divergence_max_dim,
+            "an integer >= 0",
+        )
+        _check(self.n_samples >= 0, "evaluate.n_samples", self.n_samples, ">= 0 (0: skip)")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run's configuration."""
 
@@ -258,6 +296,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
         loss, model = self.loss.name, self.model

@@ -44,7 +44,9 @@ def neg_log_alpha_bars(schedule: NoiseSchedule) -> torch.Tensor:
 
 def step_index(knots: torch.Tensor, u: float) -> float:
     """The fractional index t in [0, T-1] whose u is ``u`` (linear between the knots)."""
-    k = int(torch.searchsorted(knots, torch.tensor([u], dtype=knots.dtype)).clamp(1, len(knots) - 1))
+    k = int(
+        torch.searchsorted(knots, torch.tensor([u], dtype=knots.dtype)).clamp(1, len(knots) - 1)
+    )
     lo, hi = float(knots[k - 1]), float(knots[k])
     return (k - 1) + min(max((u - lo) / (hi - lo), 0.0), 1.0)
 
@@ -52,7 +54,7 @@ def step_index(knots: torch.Tensor, u: float) -> float:
 def alpha_bar_at(schedule: NoiseSchedule, t: float) -> float:
     """alpha_bar at a fractional index t: exp(-u) with u linear between the integer steps."""
     knots = neg_log_alpha_bars(schedule)
-    k = min(int(math.floor(t)), len(knots) - 2) if len(knots) > 1 else 0
+    k = min(math.floor(t), len(knots) - 2) if len(knots) > 1 else 0
     frac = t - k
     u = float(knots[k]) if len(knots) == 1 else float(knots[k] + frac * (knots[k + 1] - knots[k]))
     return math.exp(-u)
@@ -72,14 +74,23 @@ def eps_at(
     """The model's noise estimate at fractional index t (alpha_bar = ``abar``), shape of x.
 
     A model without a continuous time input (``continuous_time = False``) and the 2015 model
-    (``mean``, defined through the tables) are called at the nearest integer step.
+    (``mean``, defined through the tables) are called at the two neighbouring integer steps and
+    their noise estimates interpolated linearly, so the drift stays continuous in t.
     """
     prediction = parse_enum(Prediction, prediction, "prediction")
     if prediction is Prediction.MEAN or not continuous_time:
-        t_int = max(int(round(t)), 1 if prediction is Prediction.MEAN else 0)
-        t_batch = torch.full((x.shape[0],), t_int, dtype=torch.long, device=x.device)
-        pred, _ = split_output(model(x, t_batch), variance)
-        return to_x0_eps(prediction, schedule, x, t_batch, pred)[1]
+        lowest = 1 if prediction is Prediction.MEAN else 0  # the 2015 model's t = 0 is fixed
+        t = max(t, float(lowest))
+        k = min(math.floor(t), schedule.T - 1)
+        frac = t - k
+        eps = 0.0
+        for step, weight in ((k, 1.0 - frac), (min(k + 1, schedule.T - 1), frac)):
+            if weight == 0.0:
+                continue
+            t_batch = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
+            pred, _ = split_output(model(x, t_batch), variance)
+            eps = eps + weight * to_x0_eps(prediction, schedule, x, t_batch, pred)[1]
+        return eps
     t_batch = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
     pred, _ = split_output(model(x, t_batch), variance)
     a, s = math.sqrt(abar), math.sqrt(1.0 - abar)
@@ -97,9 +108,7 @@ class ODELikelihood(NamedTuple):
     nfe: int
 
 
-def _divergence(
-    f: torch.Tensor, x: torch.Tensor, probe: torch.Tensor | None
-) -> torch.Tensor:
+def _divergence(f: torch.Tensor, x: torch.Tensor, probe: torch.Tensor | None) -> torch.Tensor:
     """div f per example (B,): exact (one autograd pass per dimension) or v^T (df/dx) v."""
     if probe is not None:
         (vjp,) = torch.autograd.grad(f, x, probe, create_graph=False)
@@ -139,7 +148,7 @@ def ode_nll(
     x_start = math.sqrt(float(torch.exp(-knots[0]))) * x0.to(dtype)
     D = x0[0].numel()
     probe = None
-    if D > exact_max_dim:
+    if exact_max_dim < D:
         probe = torch.randint(0, 2, x0.shape, generator=generator).to(dtype) * 2 - 1
     nfe = 0
 
@@ -153,7 +162,13 @@ def ode_nll(
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             eps = eps_at(
-                model, schedule, x, t, abar, prediction=prediction, variance=variance,
+                model,
+                schedule,
+                x,
+                t,
+                abar,
+                prediction=prediction,
+                variance=variance,
                 continuous_time=continuous_time,
             )
             f = -0.5 * u * (x - eps / math.sqrt(1.0 - abar))

@@ -120,3 +120,22 @@ def plot_samples_vs_data(samples: np.ndarray, data: np.ndarray, path: Path) -> P
 def plot_panels(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
     """A row of scatter plots (first two coordinates) on shared axes, one per (label, points)."""
     return _scatter_row(panels, path, title)
+
+
+def plot_bound_terms(terms: np.ndarray, path: Path) -> Path:
+    """The bound's terms L_t (nats, averaged over held-out data) against the paper's time t."""
+    t = np.arange(1, len(terms) + 1)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(t[1:], terms[1:], lw=1, label="L_{t-1} = KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t))")
+    ax.scatter([1], [terms[0]], color="C3", s=15, zorder=3, label="L_0 = -log p(x_0|x_1)")
+    ax.set_xlabel("t")
+    ax.set_ylabel("nats")
+    if np.all(terms[1:] > 0):
+        ax.set_yscale("log")
+    ax.set_title("the bound's terms")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

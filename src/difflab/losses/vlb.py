@@ -25,7 +25,7 @@ from difflab.gaussian import discretized_gaussian_log_likelihood, gaussian_log_l
 from difflab.losses.base import LossOutput
 from difflab.parameterization import Prediction
 from difflab.reverse import ReverseStep, Variance, p_mean_variance
-from difflab.schedules import NoiseSchedule
+from difflab.schedules import NoiseSchedule, full_timesteps
 from difflab.timesteps import TimestepSampler
 
 
@@ -111,7 +111,7 @@ def full_bound(
     B = x0.shape[0]
     terms = torch.empty(B, schedule.T, dtype=torch.float64, device=x0.device)
     for k in range(schedule.T):
-        t = torch.full((B,), k, dtype=torch.long, device=x0.device)
+        t = full_timesteps(k, B, x0.device)  # stride 0: the time embedding is computed once
         terms[:, k] = vlb_term(
             model,
             schedule,

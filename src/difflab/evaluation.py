@@ -183,7 +183,12 @@ def evaluate_run(
     _write_terms(run, terms, result)
     if run.config.evaluate.n_samples > 0:
         samples, _ = run.sample(run.config.evaluate.n_samples, seed=seed)
-        result["sample_metrics"] = sample_metrics(run, samples)
+        bad = int((~np.isfinite(samples)).any(axis=tuple(range(1, samples.ndim))).sum())
+        if bad:  # report it, keep the likelihoods already computed
+            result["sample_metrics"] = None
+            result["sample_metrics_note"] = f"{bad} samples are NaN/inf: the sampler diverged"
+        else:
+            result["sample_metrics"] = sample_metrics(run, samples)
     ckpt.atomic_write_json(run.run_dir / "evaluate.json", result)
     return result
 

@@ -167,3 +167,9 @@ def test_evaluate_bad_input_exits_2(tiny_run, tmp_path, capsys):
     result = run_cli("evaluate", str(tiny_run), "--data", str(tmp_path / "three.npy"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert not (tiny_run / "evaluate.json").exists()
+
+
+def test_evaluate_help():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--help"])
+    assert exit_info.value.code == 0

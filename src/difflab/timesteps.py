@@ -113,15 +113,18 @@ class TimestepSampler:
     def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Record per-example losses (B,) at t (B,) of the global batch; in multi-process
         training each rank's shard is gathered first so every rank records the same values.
-        Only importance sampling keeps them."""
-        if self.method is not TimestepSampling.IMPORTANCE:
+        Importance sampling (or a subclass overriding ``record``) keeps them."""
+        overridden = type(self).record is not TimestepSampler.record
+        if self.method is not TimestepSampling.IMPORTANCE and not overridden:
             return  # nothing to record: skip the all-gather
         if self.world_size > 1:
             losses = gather_shards(losses, self.rank, self.world_size)
         self.record(t, losses)
 
     def record(self, t: torch.Tensor, losses: torch.Tensor) -> None:
-        """Keep the newest ``history`` losses of each t (a ring buffer per t)."""
+        """Keep the newest ``history`` losses of each t (a ring buffer per t; importance only)."""
+        if self.method is not TimestepSampling.IMPORTANCE:
+            return
         # a ring buffer per t: the k-th loss ever seen at t goes to slot k mod history
         t = t.detach().cpu()
         order = torch.sort(t, stable=True).indices

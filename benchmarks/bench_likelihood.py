@@ -42,17 +42,22 @@ def main() -> None:
     H = -toy_log_prob(run.data.name, x_user)
     out = {"n": args.n, "threads": args.threads, "variance": run.config.model.variance}
     for name, fn in (("bound", bound_per_example), ("ode", ode_per_example)):
-        times, values = [], None
+        times, cpu, values = [], [], None
         for r in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             values = fn(run, x, seed=r)[0]
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         excess = values - H
         out[name] = {
             "nll_nats": float(values.mean()),
             "minus_H_nats": float(excess.mean()),
             "minus_H_se": float(excess.std(ddof=1) / np.sqrt(len(excess))),
             "median_s": statistics.median(times),
+            # CPU seconds of this process / threads: the wall time on 2 otherwise idle cores
+            "median_cpu_s_per_thread": statistics.median(cpu) / args.threads,
+            "median_nats": float(np.median(values)),
+            "worst_point_nats": float(values.max()),
         }
     out["H_nats"] = float(H.mean())
     out["targets"] = {

@@ -114,4 +114,4 @@ def test_target_for(sch):
 def test_prediction_is_str_enum():
     assert Prediction("eps") is Prediction.EPS
     assert str(Prediction.V) == "v"
-    assert {p.value for p in Prediction} == {"eps", "x0", "v"}
+    assert {p.value for p in Prediction} == {"eps", "x0", "v", "mean"}

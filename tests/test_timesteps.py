@@ -89,3 +89,55 @@ def test_sampler(method):
 def test_sampler_unknown_method_lists_choices():
     with pytest.raises(ValueError, match="'uniform', 'antithetic'"):
         TimestepSampler(10, "importance-ish")
+
+
+def test_importance_warm_up_is_uniform_then_follows_the_loss_rms():
+    T, history = 4, 3
+    sampler = TimestepSampler(T, "importance", history=history, uniform_floor=0.01)
+    assert sampler.method is TimestepSampling.IMPORTANCE
+    rms = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    for k in range(history):
+        assert not sampler.warmed_up
+        t, w = sampler.sample(16, generator=_gen(k))
+        assert torch.equal(w, torch.ones(16))
+        # every t sees losses of +-rms, so E[L^2] = rms^2
+        sampler.update(torch.arange(T), rms * (-1.0) ** k)
+    assert sampler.warmed_up
+    p = sampler.probabilities()
+    expected = 0.99 * rms / rms.sum() + 0.01 / T
+    torch.testing.assert_close(p, expected)
+    t, w = sampler.sample(200_000, generator=_gen(9))
+    freq = torch.bincount(t, minlength=T).double() / t.numel()
+    torch.testing.assert_close(freq, p, atol=4e-3, rtol=0)  # 200k draws: std <= 1.1e-3
+    torch.testing.assert_close(w.double(), 1.0 / (T * p[t]))
+
+
+def test_importance_weights_are_unbiased_and_lower_variance():
+    """E[w(t) L_t] under the importance law equals the uniform mean of L_t (exactly, as a sum)."""
+    T = 50
+    sampler = TimestepSampler(T, "importance", history=2)
+    L = torch.linspace(0.01, 5.0, T, dtype=torch.float64) ** 2
+    for _ in range(2):
+        sampler.update(torch.arange(T), L)
+    p = sampler.probabilities()
+    weights = 1.0 / (T * p)
+    torch.testing.assert_close((p * weights * L).sum(), L.mean())
+    var_importance = (p * (weights * L) ** 2).sum() - L.mean() ** 2
+    var_uniform = (L**2).mean() - L.mean() ** 2
+    assert var_importance < 0.5 * var_uniform
+
+
+def test_importance_history_keeps_newest_and_round_trips():
+    sampler = TimestepSampler(3, "importance", history=2)
+    sampler.update(torch.tensor([0, 0, 0, 1]), torch.tensor([1.0, 2.0, 3.0, 7.0]))
+    assert sorted(sampler.losses[0].tolist()) == [2.0, 3.0] and sampler.counts.tolist() == [3, 1, 0]
+    sampler.update(torch.tensor([0]), torch.tensor([4.0]))
+    assert sorted(sampler.losses[0].tolist()) == [3.0, 4.0]
+    other = TimestepSampler(3, "importance", history=2)
+    other.load_state_dict(sampler.state_dict())
+    assert torch.equal(other.losses, sampler.losses) and torch.equal(other.counts, sampler.counts)
+    with pytest.raises(ValueError, match="does not fit"):
+        TimestepSampler(4, "importance", history=2).load_state_dict(sampler.state_dict())
+    uniform = TimestepSampler(3, "uniform")
+    uniform.update(torch.tensor([0]), torch.tensor([1.0]))
+    assert int(uniform.counts.sum()) == 0

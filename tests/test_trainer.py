@@ -81,7 +81,9 @@ def test_nonfinite_stop_through_the_cli(tmp_path, monkeypatch, capsys):
 
     real = experiment.build_objective
     monkeypatch.setattr(
-        experiment, "build_objective", lambda c, s: NaNOn(real(c, s), lambda i: True)
+        experiment,
+        "build_objective",
+        lambda c, s, **kw: NaNOn(real(c, s, **kw), lambda i: True),
     )
     args = [a for k, v in RAW["train"].items() for a in ("--set", f"train.{k}={v}")]
     code = main(

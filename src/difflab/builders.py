@@ -25,7 +25,7 @@ from difflab.data.dataset import Dataset, standardize
 from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy
 from difflab.losses.base import Objective
-from difflab.losses.ddpm import SimpleObjective
+from difflab.losses.ddpm import HybridObjective, SimpleObjective
 from difflab.losses.score_matching import (
     DenoisingObjective,
     ExactObjective,
@@ -33,6 +33,8 @@ from difflab.losses.score_matching import (
     SlicedObjective,
     geometric_sigmas,
 )
+from difflab.losses.sohl_dickstein import SohlDicksteinObjective
+from difflab.losses.vlb import VLBObjective
 from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
 from difflab.reverse import output_channels
 from difflab.samplers import ChainResult, ddpm_sample
@@ -114,25 +116,36 @@ def build_sigmas(cfg: Config) -> torch.Tensor:
     return geometric_sigmas(cfg.loss.sigma_max, cfg.loss.sigma_min, cfg.loss.n_sigmas)
 
 
-def build_objective(cfg: Config, schedule: NoiseSchedule) -> Objective:
-    """The training objective named by ``loss.name``."""
+def build_objective(
+    cfg: Config, schedule: NoiseSchedule, *, levels: int | None = None
+) -> Objective:
+    """The training objective named by ``loss.name``; ``levels``: the data's grid (or None)."""
     loss = cfg.loss
-    if loss.name == LossName.EXACT:
+    name = loss.name
+    if name == LossName.EXACT:
         return ExactObjective()
-    if loss.name in (LossName.SLICED, LossName.SLICED_VR):
+    if name in (LossName.SLICED, LossName.SLICED_VR):
         return SlicedObjective(
             n_projections=loss.n_projections,
             projection=loss.projection,
-            variance_reduced=loss.name == LossName.SLICED_VR,
+            variance_reduced=name == LossName.SLICED_VR,
         )
-    if loss.name == LossName.DSM:
+    if name == LossName.DSM:
         return DenoisingObjective(loss.sigma)
-    if loss.name == LossName.NCSN:
+    if name == LossName.NCSN:
         return NCSNObjective(build_sigmas(cfg))
+    kw = {"prediction": cfg.model.prediction, "variance": cfg.model.variance}
+    if name == LossName.SOHL_DICKSTEIN:  # t = 0 is fixed: draw from the T - 1 learned steps
+        timesteps = TimestepSampler(schedule.T - 1, cfg.loss.timesteps)
+        return SohlDicksteinObjective(schedule, timesteps, **kw)
     timesteps = TimestepSampler(schedule.T, cfg.loss.timesteps)
-    return SimpleObjective(
-        schedule, timesteps, prediction=cfg.model.prediction, variance=cfg.model.variance
-    )
+    if name == LossName.VLB:
+        return VLBObjective(schedule, timesteps, levels=levels, **kw)
+    if name == LossName.HYBRID:
+        return HybridObjective(
+            schedule, timesteps, hybrid_lambda=cfg.loss.hybrid_lambda, levels=levels, **kw
+        )
+    return SimpleObjective(schedule, timesteps, **kw)
 
 
 class SamplerFn(Protocol):

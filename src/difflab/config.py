@@ -43,6 +43,9 @@ class ModelName(StrEnum):
 
 class LossName(StrEnum):
     SIMPLE = "simple"
+    VLB = "vlb"
+    HYBRID = "hybrid"
+    SOHL_DICKSTEIN = "sohl_dickstein"
     EXACT = "exact"
     SLICED = "sliced"
     SLICED_VR = "sliced_vr"
@@ -71,6 +74,13 @@ def score_sampler_for(loss: str) -> SamplerName:
 
 #: Samplers that run a score network; every other sampler runs a diffusion model.
 SCORE_SAMPLERS = frozenset({SamplerName.LANGEVIN, SamplerName.ANNEALED_LANGEVIN})
+
+
+class ODEMethod(StrEnum):
+    DOPRI5 = "dopri5"
+    DOPRI8 = "dopri8"
+    BOSH3 = "bosh3"
+    RK4 = "rk4"
 
 
 class Normalize(StrEnum):
@@ -178,6 +188,7 @@ class ModelConfig:
 class LossConfig:
     """The training objective ``name`` and how t is drawn (``timesteps``, diffusion losses).
 
+    ``hybrid_lambda`` weights the bound in the hybrid loss (Nichol & Dhariwal 2021).
     Score matching: ``sigma`` is the noise level of "dsm"; "ncsn" uses the geometric ladder
     ``sigma_max`` .. ``sigma_min`` of ``n_sigmas`` levels; "sliced" and "sliced_vr" draw
     ``n_projections`` directions per example from ``projection`` (gaussian | rademacher).
@@ -185,6 +196,7 @@ class LossConfig:
 
     name: str = "simple"
     timesteps: str = "antithetic"
+    hybrid_lambda: float = 0.001
     sigma: float = 0.1
     sigma_min: float = 0.01
     sigma_max: float = 2.0
@@ -206,6 +218,7 @@ class LossConfig:
         )
         _check(self.n_sigmas >= 2, "loss.n_sigmas", self.n_sigmas, "an integer >= 2")
         _check(self.n_projections >= 1, "loss.n_projections", self.n_projections, "an integer >= 1")
+        _check(self.hybrid_lambda >= 0, "loss.hybrid_lambda", self.hybrid_lambda, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -324,6 +337,37 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """``difflab evaluate``: held-out points (``n``, toy data), the ODE solver (``ode_method``,
+    ``ode_rtol``, ``ode_atol``), exact divergence up to ``exact_divergence_max_dim`` dimensions
+    (Hutchinson above), batch size, and the number of samples scored against fresh data."""
+
+    n: int = 10_000
+    batch_size: int = 10_000
+    ode_method: str = "dopri5"
+    ode_rtol: float = 1e-5
+    ode_atol: float = 1e-5
+    exact_divergence_max_dim: int = 8
+    n_samples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.n >= 2, "evaluate.n", self.n, "an integer >= 2")
+        _check(self.batch_size >= 1, "evaluate.batch_size", self.batch_size, "an integer >= 1")
+        _choice(ODEMethod, self.ode_method, "evaluate.ode_method")
+        for key in ("ode_rtol", "ode_atol"):
+            value = getattr(self, key)
+            _check(0 < value < 1, f"evaluate.{key}", value, "a number in (0, 1)")
+        _check(
+            self.exact_divergence_max_dim >= 0,
+            "evaluate.exact_divergence_max_dim",
+            self.exact_divergence_max_dim,
+            "an integer >= 0",
+        )
+        _check(self.n_samples >= 0, "evaluate.n_samples", self.n_samples, ">= 0 (0: skip)")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run's configuration."""
 
@@ -333,9 +377,23 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
         check_model_fits_loss(self.model.name, self.loss.name, self.sample.sampler)
+        loss, model = self.loss.name, self.model
+        if loss == LossName.HYBRID and not Variance(model.variance).is_learned:
+            raise ValueError(
+                "loss.name = 'hybrid' trains a learned variance; set model.variance = "
+                "'learned_range' (or 'learned')"
+            )
+        if loss == LossName.SOHL_DICKSTEIN and model.prediction != Prediction.MEAN:
+            raise ValueError(
+                "loss.name = 'sohl_dickstein' is the 2015 model: set model.prediction = 'mean' "
+                "and model.variance = 'learned'"
+            )
+        if loss == LossName.SOHL_DICKSTEIN and self.schedule.T < 2:
+            raise ValueError("loss.name = 'sohl_dickstein' needs schedule.T >= 2")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

@@ -64,7 +64,7 @@ def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module
     model = build_model(
         cfg.model, dataset.shape, T=schedule.T, noise_conditional=is_noise_conditional(cfg)
     )
-    return dataset, schedule, model, build_objective(cfg, schedule)
+    return dataset, schedule, model, build_objective(cfg, schedule, levels=dataset.levels)
 
 
 def data_info(dataset: Dataset) -> dict[str, Any]:

@@ -216,3 +216,22 @@ def plot_noise_levels(
         noisy = x0 + levels[i] * rng.standard_normal(x0.shape).astype(np.float32)
         panels.append((rf"$\sigma = {levels[i]:.3g}$", noisy))
     return _scatter_row(panels, path, "data perturbed at the noise levels")
+
+
+def plot_bound_terms(terms: np.ndarray, path: Path) -> Path:
+    """The bound's terms L_t (nats, averaged over held-out data) against the paper's time t."""
+    t = np.arange(1, len(terms) + 1)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(t[1:], terms[1:], lw=1, label="L_{t-1} = KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t))")
+    ax.scatter([1], [terms[0]], color="C3", s=15, zorder=3, label="L_0 = -log p(x_0|x_1)")
+    ax.set_xlabel("t")
+    ax.set_ylabel("nats")
+    if np.all(terms[1:] > 0):
+        ax.set_yscale("log")
+    ax.set_title("the bound's terms")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -4,6 +4,11 @@ The mean is the posterior mean q(x_{t-1} | x_t, x0_hat) at the model's estimate 
 variance is fixed ("small": beta_tilde_t, "large": beta_t) or learned ("learned": the network's
 log-variance; "learned_range": an interpolation of log beta_t and log beta_tilde_t,
 Nichol & Dhariwal 2021, Eq. 15). ``t`` is int64 (B,) in {0..T-1}; t = 0 is x_1.
+
+A network predicting ``mean`` is the 2015 model (Sohl-Dickstein et al. 2015): its output is the
+mean of p(x_{t-1} | x_t) for t >= 1, and its last step is fixed to the reverse of the first
+forward step at equilibrium, p(x_0 | x_1) = q(x_1 | x_0) pi(x_0) / pi(x_1) with pi = N(0, I),
+i.e. N(sqrt(alpha_1) x_1, beta_1 I) (their Appendix B.2).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from torch import nn
 from difflab.choices import StrEnum, parse_enum
 from difflab.forward import q_posterior
 from difflab.parameterization import Prediction, to_x0_eps
-from difflab.schedules import NoiseSchedule, extract
+from difflab.schedules import NoiseSchedule, expand_like, extract
 
 
 class Variance(StrEnum):
@@ -96,9 +101,24 @@ def p_mean_variance_from_output(
     """p(x_{t-1} | x_t) from a network output already computed at (x_t, t)."""
     pred, var_out = split_output(output, variance)
     x0, eps = to_x0_eps(prediction, schedule, x_t, t, pred, clip=clip)
-    mean, _, _ = q_posterior(schedule, x0, x_t, t)
+    if parse_enum(Prediction, prediction, "prediction") is Prediction.MEAN and clip is None:
+        mean = pred
+    else:
+        mean, _, _ = q_posterior(schedule, x0, x_t, t)
     log_var = reverse_log_variance(schedule, x_t, t, variance, var_out)
+    if parse_enum(Prediction, prediction, "prediction") is Prediction.MEAN:
+        mean, log_var = _fixed_last_step(schedule, x_t, t, mean, log_var)
     return ReverseStep(mean, log_var.exp(), log_var, x0, eps)
+
+
+def _fixed_last_step(
+    schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, mean: torch.Tensor, log_var
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 2015 model's p(x_0 | x_1) = N(sqrt(alpha_1) x_1, beta_1 I) where t = 0."""
+    last = expand_like(t == 0, x_t)
+    mean = torch.where(last, schedule.sqrt_alphas[0].to(x_t.dtype) * x_t, mean)
+    log_var = torch.where(last, schedule.log_betas[0].to(x_t.dtype), log_var.expand_as(x_t))
+    return mean, log_var
 
 
 def p_mean_variance(

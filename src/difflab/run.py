@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from difflab.builders import build_model, build_schedule, generate, is_noise_conditional
+from difflab.choices import parse_enum
 from difflab.config import Config, config_from_json
 from difflab.data.dataset import Dataset
+from difflab.reverse import Variance
 from difflab.samplers import ChainResult
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
@@ -39,6 +41,23 @@ class Run:
         changes = {k: v for k, v in {"sampler": sampler, "steps": steps}.items() if v is not None}
         if changes:
             self.config = self.config.replace("sample", **changes)
+
+    def override_variance(self, variance: str) -> None:
+        """Use another fixed variance (small or large) than the run was configured with: an
+        eps/x0/v network defines the mean only, so either fixed choice is a valid model."""
+        fixed = [Variance.SMALL.value, Variance.LARGE.value]
+        parse_enum(Variance, variance, "variance")
+        if variance not in fixed:
+            raise ValueError(
+                f"--variance {variance!r}: only a fixed variance (small or large) can be chosen "
+                "at evaluation; a learned variance must be trained"
+            )
+        if Variance(self.config.model.variance).is_learned:
+            raise ValueError(
+                f"this run learned its variance (model.variance = "
+                f"{self.config.model.variance!r}); omit --variance"
+            )
+        self.config = self.config.replace("model", variance=variance)
 
     def sample(
         self,

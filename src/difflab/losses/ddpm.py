@@ -1,7 +1,9 @@
 """DDPM's simplified noise-prediction loss (Ho et al. 2020, Eq. 14, Algorithm 1).
 
 L_simple = E_{t, x_0, eps} || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2,
-here as the mean over data dimensions per example. For x0- and v-predicting networks the target
+here as the mean over data dimensions per example. The hybrid loss adds lambda times the bound
+with the mean's gradient stopped, so the bound trains only the learned variance
+(Nichol & Dhariwal 2021, Sec. 3.1). For x0- and v-predicting networks the target
 is x_0 or v instead (see ``parameterization.target_for``). ``t``: int64 (B,) in {0..T-1}.
 """
 
@@ -13,8 +15,9 @@ from torch import nn
 from difflab.choices import parse_enum
 from difflab.forward import q_sample, randn_like
 from difflab.losses.base import LossOutput
+from difflab.losses.vlb import bits_per_dim, vlb_term_from_reverse
 from difflab.parameterization import Prediction, target_for
-from difflab.reverse import Variance, split_output
+from difflab.reverse import Variance, p_mean_variance_from_output, split_output
 from difflab.schedules import NoiseSchedule
 from difflab.timesteps import TimestepSampler
 
@@ -74,3 +77,50 @@ class SimpleObjective:
         )
         self.timesteps.update(t, mse.detach())
         return LossOutput(mse * weights, {"mse": mse})
+
+
+class HybridObjective(SimpleObjective):
+    """L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal 2021, Eq. 16), per example.
+
+    L_vlb is estimated as T L_t in bits per dimension, computed from the network's output with
+    the prediction half detached: the bound's gradient reaches only the variance output.
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        timesteps: TimestepSampler,
+        *,
+        prediction: Prediction | str = Prediction.EPS,
+        variance: Variance | str = Variance.LEARNED_RANGE,
+        hybrid_lambda: float = 1e-3,
+        levels: int | None = None,
+    ) -> None:
+        super().__init__(schedule, timesteps, prediction=prediction, variance=variance)
+        if not self.variance.is_learned:
+            raise ValueError(
+                "loss.name = 'hybrid' trains a learned variance; set model.variance = "
+                "'learned' or 'learned_range'"
+            )
+        self.hybrid_lambda = float(hybrid_lambda)
+        self.levels = levels
+
+    def __call__(
+        self, model: nn.Module, x0: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> LossOutput:
+        t, weights = self.timesteps.sample(x0.shape[0], generator=generator, device=x0.device)
+        noise = randn_like(x0, generator)
+        x_t = q_sample(self.schedule, x0, t, noise=noise)
+        output = model(x_t, t)
+        pred, var_out = split_output(output, self.variance)
+        target = target_for(self.prediction, self.schedule, t, x0, noise)
+        mse = mean_flat((pred - target) ** 2)
+        frozen = torch.cat([pred.detach(), var_out], dim=1)  # stop the mean's gradient
+        p = p_mean_variance_from_output(
+            frozen, self.schedule, x_t, t, prediction=self.prediction, variance=self.variance
+        )
+        term = vlb_term_from_reverse(self.schedule, x0, x_t, t, p, levels=self.levels)
+        vlb = self.schedule.T * bits_per_dim(term, x0)
+        loss = mse + self.hybrid_lambda * vlb
+        self.timesteps.update(t, loss.detach())
+        return LossOutput(loss * weights, {"mse": mse, "vlb": vlb})

@@ -19,11 +19,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from difflab.choices import parse_enum
 from difflab.forward import q_mean_variance, q_posterior, q_sample
 from difflab.gaussian import discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl
+from difflab.losses.base import LossOutput
 from difflab.parameterization import Prediction
 from difflab.reverse import ReverseStep, Variance, p_mean_variance
-from difflab.schedules import NoiseSchedule
+from difflab.schedules import NoiseSchedule, full_timesteps
+from difflab.timesteps import TimestepSampler
 
 
 def sum_flat(x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +111,7 @@ def full_bound(
     B = x0.shape[0]
     terms = torch.empty(B, schedule.T, dtype=torch.float64, device=x0.device)
     for k in range(schedule.T):
-        t = torch.full((B,), k, dtype=torch.long, device=x0.device)
+        t = full_timesteps(k, B, x0.device)  # stride 0: the time embedding is computed once
         terms[:, k] = vlb_term(
             model,
             schedule,
@@ -121,3 +124,44 @@ def full_bound(
         ).double()
     prior = prior_kl(schedule, x0).double()
     return BoundTerms(prior, terms, prior + terms.sum(dim=1))
+
+
+class VLBObjective:
+    """Training on the bound (``loss.name = "vlb"``): per example, the unbiased estimate
+    (T w(t) L_t + L_T) / (D log 2) of the whole bound in bits per dimension, with t drawn by
+    ``timesteps`` (importance sampling suits it: Nichol & Dhariwal 2021, Sec. 3.3)."""
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        timesteps: TimestepSampler,
+        *,
+        prediction: Prediction | str = Prediction.EPS,
+        variance: Variance | str = Variance.SMALL,
+        levels: int | None = None,
+    ) -> None:
+        self.schedule = schedule
+        self.timesteps = timesteps
+        self.prediction = parse_enum(Prediction, prediction, "prediction")
+        self.variance = parse_enum(Variance, variance, "variance")
+        self.levels = levels
+
+    def __call__(
+        self, model: nn.Module, x0: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> LossOutput:
+        t, weights = self.timesteps.sample(x0.shape[0], generator=generator, device=x0.device)
+        term = vlb_term(
+            model,
+            self.schedule,
+            x0,
+            t,
+            prediction=self.prediction,
+            variance=self.variance,
+            levels=self.levels,
+            generator=generator,
+        )
+        term_bits = bits_per_dim(term, x0)
+        self.timesteps.update(t, term_bits.detach())
+        prior_bits = bits_per_dim(prior_kl(self.schedule, x0), x0)
+        loss = self.schedule.T * weights * term_bits + prior_bits
+        return LossOutput(loss, {"vlb_t": term_bits})

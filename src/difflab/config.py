@@ -31,6 +31,7 @@ from difflab.losses.score_matching import Projection
 from difflab.models.embeddings import Activation
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
+from difflab.samplers.spacing import Spacing
 from difflab.schedules import ScheduleName
 from difflab.timesteps import TimestepSampling
 
@@ -52,6 +53,10 @@ class LossName(StrEnum):
 
 class SamplerName(StrEnum):
     DDPM = "ddpm"
+    DDIM = "ddim"
+    EULER = "euler"
+    HEUN = "heun"
+    DPMPP2M = "dpmpp2m"
     PC = "pc"
     LANGEVIN = "langevin"
     ANNEALED_LANGEVIN = "annealed_langevin"
@@ -71,6 +76,12 @@ def score_sampler_for(loss: str) -> SamplerName:
 
 #: Samplers that run a score network; every other sampler runs a diffusion model.
 SCORE_SAMPLERS = frozenset({SamplerName.LANGEVIN, SamplerName.ANNEALED_LANGEVIN})
+
+
+#: Samplers that visit K of the T diffusion steps (``sample.steps`` <= schedule.T).
+GRID_SAMPLERS = frozenset(
+    {SamplerName.DDPM, SamplerName.DDIM, SamplerName.EULER, SamplerName.HEUN, SamplerName.DPMPP2M}
+)
 
 
 class Normalize(StrEnum):
@@ -279,10 +290,15 @@ class SampleConfig:
     shrinks by this factor every step of "langevin"), ``n_steps_each`` (steps per noise level
     of "annealed_langevin"). Predictor-corrector ("pc"): ``corrector_steps`` Langevin steps at
     signal-to-noise ratio ``snr`` before every ancestral step.
+
+    Diffusion samplers with K = ``steps`` < T visit K of the T steps chosen by ``spacing``;
+    ``eta`` is DDIM's noise scale (0 deterministic, 1 ancestral).
     """
 
     sampler: str = "ddpm"
     steps: int | None = None
+    spacing: str = "linspace"
+    eta: float = 0.0
     n: int = 5000
     clip_x0: bool = False
     use_ema: bool = True
@@ -299,6 +315,13 @@ class SampleConfig:
             "sample.steps",
             self.steps,
             "an integer >= 1, or omitted for all T steps",
+        )
+        _choice(Spacing, self.spacing, "sample.spacing")
+        _check(
+            0.0 <= self.eta <= 1.0,
+            "sample.eta",
+            self.eta,
+            "a number in [0, 1] (0: deterministic DDIM, 1: ancestral)",
         )
         _check(self.n >= 1, "sample.n", self.n, "an integer >= 1")
         _check(
@@ -336,6 +359,13 @@ class Config:
 
     def __post_init__(self) -> None:
         check_model_fits_loss(self.model.name, self.loss.name, self.sample.sampler)
+        steps = self.sample.steps
+        _check(
+            steps is None or self.sample.sampler not in GRID_SAMPLERS or steps <= self.schedule.T,
+            "sample.steps",
+            steps,
+            f"at most schedule.T = {self.schedule.T} (the number of diffusion steps)",
+        )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

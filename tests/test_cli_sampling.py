@@ -52,7 +52,7 @@ def test_bad_sampling_input_is_one_line_exit_2(tiny_run, capsys, args, needle):
     assert err.startswith("difflab: error:") and needle in err and err.count("\n") == 1, err
 
 
-def test_bench_samplers(tiny_run, tmp_path):
+def test_bench_samplers(tiny_run, tmp_path, capsys):
     proc = run_cli(
         "bench-samplers", str(tiny_run), "--samplers", "ddpm,ddim,heun,dpmpp2m",
         "--steps", "5,50", "--n", "200", "--floor-draws", "2",
@@ -76,4 +76,7 @@ def test_bench_samplers(tiny_run, tmp_path):
         (["--spacing", "even"], "unknown sample.spacing"),
         (["--eta", "1.5"], "sample.eta"),
     ]:
+        capsys.readouterr()
         assert main(["bench-samplers", str(tiny_run), "--n", "50", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("difflab: error:") and needle in err and err.count("\n") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -23,8 +25,8 @@ def test_grid_spans_both_ends_without_repeats(spacing, T):
         assert len(grid) == K + 1, (K, grid)
         # labels: x_T first, x_0 last; network indices tau - 1: T - 1 first, all in {0..T-1}
         assert grid[0] == T and grid[-1] == 0, (K, grid)
-        assert all(a > b for a, b in zip(grid, grid[1:])), (K, grid)  # no repeated step
-        assert [t - 1 for t in grid[:-1]][0] == T - 1
+        assert all(a > b for a, b in itertools.pairwise(grid)), (K, grid)  # no repeated step
+        assert grid[0] - 1 == T - 1  # the first network evaluation is at index T - 1
         assert all(isinstance(t, int) for t in grid)
 
 

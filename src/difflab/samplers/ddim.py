@@ -25,6 +25,7 @@ sqrt(abar_T) ~ 2.5e-4 of the signal, which float32 resolves to about 1e-3 of the
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -86,7 +87,7 @@ def ddim_sample(
     check_eta(eta)
     grid = timestep_grid(schedule.T, steps or schedule.T, spacing)
     log_abar = log_alpha_bars(schedule)
-    coefs = {a: ddim_coefficients(log_abar, a, b, eta) for a, b in zip(grid, grid[1:])}
+    coefs = {a: ddim_coefficients(log_abar, a, b, eta) for a, b in itertools.pairwise(grid)}
     x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:
@@ -139,7 +140,7 @@ def ddim_invert(
             x_a = alpha_a * (x_b - sigma_b * eps) / alpha_b + sigma_a * eps
         return x_a
 
-    pairs = list(zip(grid, grid[1:]))
+    pairs = list(itertools.pairwise(grid))
     result = run_chain(
         step, x0, pairs, times=list(grid), record=record, progress=progress, desc="ddim-invert"
     )

@@ -8,6 +8,7 @@ sub-grid (Nichol & Dhariwal 2021, Sec. 4).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 
@@ -148,7 +149,7 @@ def ddpm_respaced_sample(
         )
     grid = timestep_grid(schedule.T, steps, spacing)
     log_abar = log_alpha_bars(schedule)
-    coefs = {a: respaced_coefficients(log_abar, a, b) for a, b in zip(grid, grid[1:])}
+    coefs = {a: respaced_coefficients(log_abar, a, b) for a, b in itertools.pairwise(grid)}
     x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ data prediction; one evaluation per step, first order on the first and last step
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
 
@@ -111,7 +112,7 @@ def ode_sample(
     f = probability_flow_drift(
         model, schedule, grid, prediction=prediction, variance=variance, clip=clip
     )
-    next_label = dict(zip(grid, grid[1:]))
+    next_label = dict(itertools.pairwise(grid))
     x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:
@@ -157,7 +158,7 @@ def dpmpp2m_sample(
     log_abar = log_alpha_bars(schedule)
     with np.errstate(divide="ignore"):  # lambda = +inf at the data end
         lam = 0.5 * (log_abar - np.log(-np.expm1(log_abar)))
-    next_label = dict(zip(grid, grid[1:]))
+    next_label = dict(itertools.pairwise(grid))
     memory: dict[str, object] = {}  # the previous step's x0_hat and h
     x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
 
@@ -177,9 +178,7 @@ def dpmpp2m_sample(
             d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * memory["x0"]  # type: ignore[operator]
         memory.update(x0=x0, h=h)
         # 3. the exact linear part plus the integrated data term
-        sigma_ratio = math.exp(
-            0.5 * (math.log(-math.expm1(log_abar[prev])) - math.log(-math.expm1(log_abar[label])))
-        )
+        sigma_ratio = math.sqrt(math.expm1(log_abar[prev]) / math.expm1(log_abar[label]))
         alpha_p = math.exp(0.5 * log_abar[prev])
         return sigma_ratio * x_t - (alpha_p * math.expm1(-h)) * d
 

@@ -63,9 +63,9 @@ def _indices(run: Run, sampler: str, steps: int | None) -> list[int]:
     return idx
 
 
-def speed(run: Run, n: int, repeats: int) -> dict:
+def speed(run: Run, n: int, repeats: int, cases: list[tuple[str, int | None]]) -> dict:
     out = {}
-    for sampler, steps in SPEED_CASES:
+    for sampler, steps in cases:
         idx = _indices(run, sampler, steps)
         ours, bare, nfe = [], [], None
         for r in range(repeats):  # interleaved so both see the same machine load
@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("run_dir")
     parser.add_argument("--parts", default="speed,quality,table,inversion,training")
     parser.add_argument("--n", type=int, default=10_000, help="points for the speed part")
+    parser.add_argument(
+        "--cases", default="ddpm,ddim:50,euler:50,heun:20,dpmpp2m:20", help="speed cases S[:K]"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--floor-draws", type=int, default=10)
@@ -143,7 +146,9 @@ def main() -> None:
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
     result["run_dir"] = args.run_dir
     if "speed" in parts:
-        result["speed"] = speed(run, args.n, args.repeats)
+        cases = [(c.split(":")[0], int(c.split(":")[1]) if ":" in c else None)
+                 for c in args.cases.split(",")]  # fmt: skip
+        result.setdefault("speed", {}).update(speed(run, args.n, args.repeats, cases))
     if "quality" in parts:
         result["quality"] = quality(run, 5000, args.seeds, args.floor_draws)
     if "table" in parts:

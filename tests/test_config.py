@@ -76,6 +76,11 @@ def test_int_accepts_integral_float_and_float_accepts_int():
         ({"train": 3}, "[train] must be a table"),
         ({"train": {"lr": float("nan")}}, "finite"),
         ({"sample": {"clip_x0": 1}}, "true or false"),
+        ({"sample": {"sampler": "plms"}}, "'dpmpp2m'"),
+        ({"sample": {"spacing": "uniform"}}, "'quadratic'"),
+        ({"sample": {"eta": -0.5}}, "sample.eta"),
+        ({"sample": {"eta": 2}}, "[0, 1]"),
+        ({"schedule": {"T": 100}, "sample": {"steps": 101}}, "at most schedule.T = 100"),
     ],
 )
 def test_bad_values_give_one_line_errors(raw, needle):

@@ -37,7 +37,13 @@ from difflab.losses.sohl_dickstein import SohlDicksteinObjective
 from difflab.losses.vlb import VLBObjective
 from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
 from difflab.reverse import output_channels
-from difflab.samplers import ChainResult, ddpm_sample
+from difflab.samplers import (
+    ChainResult,
+    ddim_sample,
+    ddpm_respaced_sample,
+    dpmpp2m_sample,
+    ode_sample,
+)
 from difflab.samplers.langevin import (
     annealed_langevin_sample,
     ddpm_score,
@@ -169,19 +175,70 @@ def _clip(cfg: Config) -> tuple[float, float] | None:
     return (-1.0, 1.0) if cfg.sample.clip_x0 else None
 
 
+def _model_kwargs(cfg: Config) -> dict:
+    """What every sampler needs to know about the network and the grid."""
+    return {
+        "prediction": cfg.model.prediction,
+        "variance": cfg.model.variance,
+        "clip": _clip(cfg),
+        "spacing": cfg.sample.spacing,
+    }
+
+
 def _ddpm(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
-    if cfg.sample.steps not in (None, schedule.T):
-        raise ValueError(
-            f"sampler 'ddpm' runs all T = {schedule.T} steps; got --steps {cfg.sample.steps} "
-            "(omit --steps)"
-        )
-    return ddpm_sample(
+    return ddpm_respaced_sample(
         model,
         schedule,
         shape,
-        prediction=cfg.model.prediction,
-        variance=cfg.model.variance,
-        clip=_clip(cfg),
+        steps=cfg.sample.steps or schedule.T,
+        **_model_kwargs(cfg),
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )
+
+
+def _ddim(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+    return ddim_sample(
+        model,
+        schedule,
+        shape,
+        steps=cfg.sample.steps,
+        eta=cfg.sample.eta,
+        **_model_kwargs(cfg),
+        generator=generator,
+        device=device,
+        record=record,
+        progress=progress,
+    )
+
+
+def _ode(method: str) -> SamplerFn:
+    def run(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+        return ode_sample(
+            model,
+            schedule,
+            shape,
+            method=method,
+            steps=cfg.sample.steps,
+            **_model_kwargs(cfg),
+            generator=generator,
+            device=device,
+            record=record,
+            progress=progress,
+        )
+
+    return run
+
+
+def _dpmpp2m(cfg, model, schedule, shape, *, generator, device, record, progress) -> ChainResult:
+    return dpmpp2m_sample(
+        model,
+        schedule,
+        shape,
+        steps=cfg.sample.steps,
+        **_model_kwargs(cfg),
         generator=generator,
         device=device,
         record=record,
@@ -261,6 +318,10 @@ def noise_level_score(model: nn.Module) -> Callable[[torch.Tensor, float], torch
 #: ``sample.sampler`` name -> the function that runs it with the run's config.
 SAMPLERS: dict[str, SamplerFn] = {
     "ddpm": _ddpm,
+    "ddim": _ddim,
+    "euler": _ode("euler"),
+    "heun": _ode("heun"),
+    "dpmpp2m": _dpmpp2m,
     "pc": _pc,
     "langevin": _langevin,
     "annealed_langevin": _annealed,

@@ -79,13 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of samples (default: sample.n of the run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="output file, .npy or .csv (default: RUN_DIR/samples.npy)")
-    p.add_argument(
-        "--sampler",
-        help="sampler (default: sample.sampler of the run): ddpm or pc for diffusion models, "
-        "langevin or annealed_langevin (NCSN) for score models",
-    )
-    p.add_argument("--steps", type=int, help="sampling steps (default: sample.steps of the run)")
+    _add_sampler_args(p)
+    p.add_argument("--steps", type=int, help="sampling steps K in [1, T] (default: all T)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "bench-samplers",
+        help="compare the samplers' quality and cost on a trained run",
+        description="Each sampler at K in {5, 10, 20, 50, 100, 1000} (K <= T): network "
+        "evaluations, wall time, and energy-distance and MMD ratios to their noise floors (toy "
+        "data). Prints a table and writes RUN_DIR/bench_samplers.json and "
+        "RUN_DIR/plots/bench_samplers.png.",
+    )
+    p.add_argument("run_dir", help="a run directory written by `difflab train`")
+    p.add_argument(
+        "--samplers", help="comma-separated samplers (default: all: ddpm,ddim,euler,heun,dpmpp2m)"
+    )
+    p.add_argument("--steps", help="comma-separated step counts K (default: 5,10,20,50,100,1000)")
+    p.add_argument("--n", type=int, default=5000, help="samples per row (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--floor-draws", type=int, default=5, help="data draws for the noise floors (default 5)"
+    )
+    p.add_argument("--eta", type=float, help="DDIM's eta in [0, 1] (default: sample.eta)")
+    p.add_argument(
+        "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
+    )
 
     p = sub.add_parser(
         "plot",
@@ -141,6 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--n", type=int, default=5000, help="number of samples (default 5000)")
     return parser
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sampler",
+        help="sampler (default: sample.sampler of the run): ddpm, ddim, euler, heun, dpmpp2m "
+        "or pc for diffusion models, langevin or annealed_langevin (NCSN) for score models",
+    )
+    p.add_argument(
+        "--eta", type=float, help="ddim only: noise scale in [0, 1] (0 deterministic, default)"
+    )
+    p.add_argument(
+        "--spacing",
+        help="which K of the T steps: linspace (default), leading, trailing, quadratic",
+    )
+
+
+def _int_list(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
 
 
 def _positive(value: int | None, name: str) -> None:
@@ -204,12 +247,43 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out is not None:
         check_output_path(out)
     run = load_run(args.run_dir)
-    run.override_sampling(sampler=args.sampler, steps=args.steps)
+    run.override_sampling(
+        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing
+    )
+    if args.eta is not None and run.config.sample.sampler != "ddim":
+        raise ValueError(
+            f"--eta applies to the ddim sampler only, not {run.config.sample.sampler!r}; "
+            "add --sampler ddim or drop --eta"
+        )
     n = args.n or run.config.sample.n
     samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
     out = out or run.run_dir / "samples.npy"
     save_vectors(out, samples)
     print(f"wrote {n} samples to {out}")
+    return 0
+
+
+def cmd_bench_samplers(args: argparse.Namespace) -> int:
+    from difflab.data.toy import toy_names
+    from difflab.run import load_run
+    from difflab.sampler_bench import bench_samplers, format_row, table_header
+
+    _positive(args.n, "--n")
+    samplers = [v.strip() for v in args.samplers.split(",")] if args.samplers else None
+    steps = _int_list(args.steps, "--steps")
+    run = load_run(args.run_dir)
+    run.override_sampling(eta=args.eta, spacing=args.spacing)
+    print(table_header(run.data.name in toy_names()))
+    result = bench_samplers(
+        run,
+        samplers=samplers,
+        steps=steps,
+        n=args.n,
+        seed=args.seed,
+        floor_draws=args.floor_draws,
+        log=lambda row: print(format_row(row), flush=True),
+    )
+    print(f"wrote {result['json']}" + (f" and {result['plot']}" if result["plot"] else ""))
     return 0
 
 
@@ -272,6 +346,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
+    "bench-samplers": cmd_bench_samplers,
     "plot": cmd_plot,
     "doctor": cmd_doctor,
     "evaluate": cmd_evaluate,

@@ -31,6 +31,7 @@ from difflab.losses.score_matching import Projection
 from difflab.models.embeddings import Activation
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
+from difflab.samplers.spacing import Spacing
 from difflab.schedules import ScheduleName
 from difflab.timesteps import TimestepSampling
 
@@ -55,6 +56,10 @@ class LossName(StrEnum):
 
 class SamplerName(StrEnum):
     DDPM = "ddpm"
+    DDIM = "ddim"
+    EULER = "euler"
+    HEUN = "heun"
+    DPMPP2M = "dpmpp2m"
     PC = "pc"
     LANGEVIN = "langevin"
     ANNEALED_LANGEVIN = "annealed_langevin"
@@ -83,6 +88,12 @@ class ODEMethod(StrEnum):
     RK4 = "rk4"
 
 
+#: Samplers that visit K of the T diffusion steps (``sample.steps`` <= schedule.T).
+GRID_SAMPLERS = frozenset(
+    {SamplerName.DDPM, SamplerName.DDIM, SamplerName.EULER, SamplerName.HEUN, SamplerName.DPMPP2M}
+)
+
+
 class Normalize(StrEnum):
     NONE = "none"
     STANDARDIZE = "standardize"
@@ -106,6 +117,11 @@ class LogFormat(StrEnum):
 class Precision(StrEnum):
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"
+
+
+#: Upper bounds that keep a typo from allocating the machine's memory.
+MAX_T = 100_000
+MAX_N_TRAIN = 10_000_000
 
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -136,7 +152,12 @@ class DataConfig:
             raise ValueError("data.name = 'file' needs data.path = 'your_data.npy' (or .npz/.csv)")
         if self.path and self.name != "file":
             raise ValueError("data.path is set: also set data.name = 'file' to train on that file")
-        _check(self.n_train >= 2, "data.n_train", self.n_train, "an integer >= 2")
+        _check(
+            2 <= self.n_train <= MAX_N_TRAIN,
+            "data.n_train",
+            self.n_train,
+            f"an integer in [2, {MAX_N_TRAIN}]",
+        )
         _choice(Normalize, self.normalize, "data.normalize")
 
 
@@ -151,7 +172,7 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         _choice(ScheduleName, self.name, "schedule.name")
-        _check(self.T >= 1, "schedule.T", self.T, "an integer >= 1")
+        _check(1 <= self.T <= MAX_T, "schedule.T", self.T, f"an integer in [1, {MAX_T}]")
         for key in ("beta_start", "beta_end"):
             value = getattr(self, key)
             _check(0 < value < 1, f"schedule.{key}", value, "a number in (0, 1)")
@@ -292,10 +313,15 @@ class SampleConfig:
     shrinks by this factor every step of "langevin"), ``n_steps_each`` (steps per noise level
     of "annealed_langevin"). Predictor-corrector ("pc"): ``corrector_steps`` Langevin steps at
     signal-to-noise ratio ``snr`` before every ancestral step.
+
+    Diffusion samplers with K = ``steps`` < T visit K of the T steps chosen by ``spacing``;
+    ``eta`` is DDIM's noise scale (0 deterministic, 1 ancestral).
     """
 
     sampler: str = "ddpm"
     steps: int | None = None
+    spacing: str = "linspace"
+    eta: float = 0.0
     n: int = 5000
     clip_x0: bool = False
     use_ema: bool = True
@@ -312,6 +338,13 @@ class SampleConfig:
             "sample.steps",
             self.steps,
             "an integer >= 1, or omitted for all T steps",
+        )
+        _choice(Spacing, self.spacing, "sample.spacing")
+        _check(
+            0.0 <= self.eta <= 1.0,
+            "sample.eta",
+            self.eta,
+            "a number in [0, 1] (0: deterministic DDIM, 1: ancestral)",
         )
         _check(self.n >= 1, "sample.n", self.n, "an integer >= 1")
         _check(
@@ -394,6 +427,13 @@ class Config:
             )
         if loss == LossName.SOHL_DICKSTEIN and self.schedule.T < 2:
             raise ValueError("loss.name = 'sohl_dickstein' needs schedule.T >= 2")
+        steps = self.sample.steps
+        _check(
+            steps is None or self.sample.sampler not in GRID_SAMPLERS or steps <= self.schedule.T,
+            "sample.steps",
+            steps,
+            f"at most schedule.T = {self.schedule.T} (the number of diffusion steps)",
+        )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

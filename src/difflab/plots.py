@@ -235,3 +235,30 @@ def plot_bound_terms(terms: np.ndarray, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
+    """Energy-distance and MMD ratios to their noise floors against network evaluations, one
+    line per sampler (rows as written by ``sampler_bench.bench_samplers``)."""
+    metrics = (
+        ("energy_ratio", "energy distance / noise floor"),
+        ("mmd_ratio", "MMD / noise floor"),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    samplers = list(dict.fromkeys(str(r["sampler"]) for r in rows))
+    for ax, (key, label) in zip(axes, metrics):
+        for name in samplers:
+            pts = sorted((r["nfe"], r[key]) for r in rows if r["sampler"] == name)
+            ax.plot(*zip(*pts), marker="o", lw=1.2, label=name)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("network evaluations")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend()
+    fig.suptitle("sample quality against cost (1 = indistinguishable from data)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

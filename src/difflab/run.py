@@ -36,9 +36,18 @@ class Run:
     step: int
     checkpoint: Path
 
-    def override_sampling(self, *, sampler: str | None = None, steps: int | None = None) -> None:
-        """Use another sampler or number of steps than the run's config says (validated)."""
-        changes = {k: v for k, v in {"sampler": sampler, "steps": steps}.items() if v is not None}
+    def override_sampling(
+        self,
+        *,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        spacing: str | None = None,
+    ) -> None:
+        """Use another sampler, number of steps, DDIM eta or spacing than the run's config says
+        (validated; None keeps the config's value)."""
+        given = {"sampler": sampler, "steps": steps, "eta": eta, "spacing": spacing}
+        changes = {k: v for k, v in given.items() if v is not None}
         if changes:
             self.config = self.config.replace("sample", **changes)
 

@@ -184,14 +184,16 @@ def test_inversion_round_trip_on_a_trained_model(tmp_path):
         "train.steps=300",
         "model.width=64",
         "train.batch_size=128",
+        "model.prediction=eps",
     ]
     assert main(["train", *tiny_args(*extra), "--out", str(out), "--quiet"]) == 0
     run = load_run(out)
     x0 = build_dataset(run.config.data).x[:200]
-    z = ddim_invert(run.model, run.schedule, x0).x
+    pred = run.config.model.prediction
+    z = ddim_invert(run.model, run.schedule, x0, prediction=pred).x
     # the codes are noise-like: q(x_T | x0) keeps sqrt(abar_T) ~ 6e-3 of the data
     assert 0.7 < float(z.std()) < 1.3
-    back = ddim_sample(run.model, run.schedule, tuple(x0.shape), x_T=z).x
+    back = ddim_sample(run.model, run.schedule, tuple(x0.shape), x_T=z, prediction=pred).x
     err = float((back - x0).abs().max())
     assert err < 1e-3, err
     # inversion is not the identity: the codes are far from the data

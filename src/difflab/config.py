@@ -187,7 +187,7 @@ class ModelConfig:
     depth: int = 3
     activation: str = "silu"
     time_dim: int = 64
-    prediction: str = "eps"
+    prediction: str = "v"
     variance: str = "small"
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from difflab.config import (
+    IMAGE_DATA,
     Config,
     DataConfig,
     LossName,
@@ -21,6 +22,7 @@ from difflab.config import (
     SamplerName,
     ScheduleConfig,
 )
+from difflab.data import images
 from difflab.data.dataset import Dataset, standardize
 from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy
@@ -36,6 +38,7 @@ from difflab.losses.score_matching import (
 from difflab.losses.sohl_dickstein import SohlDicksteinObjective
 from difflab.losses.vlb import VLBObjective
 from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
+from difflab.models.unet import UNet
 from difflab.reverse import output_channels
 from difflab.samplers import (
     ChainResult,
@@ -62,7 +65,10 @@ def build_schedule(cfg: ScheduleConfig, *, warn: bool = True) -> NoiseSchedule:
 
 
 def build_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
-    """The training data: a seeded toy draw of ``n_train`` points, or the user's file."""
+    """The training data: a seeded toy draw of ``n_train`` points, the user's file, or the
+    training split of an image source (in [-1, 1], ``levels`` recorded)."""
+    if cfg.name in IMAGE_DATA:
+        return build_image_split(cfg, "train")
     if cfg.name == "file":
         assert cfg.path is not None
         x = load_vectors(cfg.path)
@@ -73,6 +79,36 @@ def build_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     return Dataset(cfg.name, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
 
 
+def load_images(cfg: DataConfig) -> tuple[np.ndarray, int]:
+    """Every image of an image source in user space, (N, H, W[, C]) integers, and its levels."""
+    if cfg.name == "digits":
+        return images.load_digits_images(), images.DIGITS_LEVELS
+    assert cfg.path is not None
+    if cfg.name == "images":
+        x = images.load_image_folder(cfg.path, image_size=cfg.image_size, color=cfg.color)
+        return x, 256
+    levels = cfg.levels or 256
+    x = images.load_image_array(cfg.path, levels=levels)
+    if cfg.image_size is not None and x.shape[1:3] != (cfg.image_size, cfg.image_size):
+        if levels != 256:
+            raise ValueError(
+                f"data.image_size resizes 8-bit images only; these have data.levels = {levels}"
+            )
+        x = images.resize_array(x, cfg.image_size)
+    return x, levels
+
+
+def build_image_split(cfg: DataConfig, split: str) -> Dataset:
+    """The ``split`` ("train", "val", "test") of an image source as a Dataset in model space
+    (N, C, H, W) in [-1, 1], with its number of levels (see data/images.split_indices)."""
+    x, levels = load_images(cfg)
+    idx = images.split_indices(x.shape[0], split)
+    if idx.size == 0:
+        raise ValueError(f"{cfg.name}: {x.shape[0]} images leave the {split} split empty")
+    model_x = images.to_model_space(x[idx], levels)
+    return Dataset(cfg.name, torch.from_numpy(model_x), levels=levels)
+
+
 def build_model(
     cfg: ModelConfig, data_shape: tuple[int, ...], *, T: int, noise_conditional: bool = False
 ) -> nn.Module:
@@ -81,10 +117,27 @@ def build_model(
     ``noise_conditional``: a score network takes the noise level sigma as input (NCSN); see
     :func:`is_noise_conditional`. Diffusion networks ignore it.
     """
+    if cfg.name == ModelName.UNET:
+        if len(data_shape) != 3:
+            raise ValueError(
+                f"model.name = 'unet' takes images (N, C, H, W); this data has examples of shape "
+                f"{data_shape}: use model.name = 'mlp'"
+            )
+        return UNet(
+            data_shape[0],
+            output_channels(data_shape[0], cfg.variance),
+            channels=cfg.channels,
+            channel_mult=cfg.channel_mult,
+            num_res_blocks=cfg.num_res_blocks,
+            attention=cfg.attention,
+            dropout=cfg.dropout,
+            time_dim=cfg.time_dim,
+            time_scale=1000.0 / T,
+        )
     if len(data_shape) != 1:
         raise ValueError(
             f"model.name = {cfg.name!r} takes vector data (N, D); this data has examples of "
-            f"shape {data_shape}"
+            f"shape {data_shape}: use model.name = 'unet' for images"
         )
     dim = data_shape[0]
     if cfg.name == ModelName.SCORE_MLP:

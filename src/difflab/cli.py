@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--n", type=int, help="number of samples (default: sample.n of the run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", help="output file, .npy or .csv (default: RUN_DIR/samples.npy)")
+    p.add_argument(
+        "--out",
+        help="output file, .npy or .csv (default: RUN_DIR/samples.npy); image runs write .npy "
+        "integer images (N, H, W[, C]) in 0..levels-1, like their input",
+    )
+    p.add_argument("--grid", metavar="FILE.png", help="image runs: also write a PNG grid")
     _add_sampler_args(p)
     p.add_argument("--steps", type=int, help="sampling steps K in [1, T] (default: all T)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -112,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Data, forward process q(x_t) at 10 times (for NCSN: the data at its "
         "noise levels), the sampler's chain at 10 times, loss curve, samples beside data, and "
         "for 2-D data the learned score field beside a reference score (score.png) and sampler "
-        "chains drawn as arrows (trajectories.png): RUN_DIR/plots/*.png.",
+        "chains drawn as arrows (trajectories.png): RUN_DIR/plots/*.png. For image runs: "
+        "grids of data and samples, and forward/reverse trajectory grids (a row per image).",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--n", type=int, default=2000, help="points per panel (default 2000)")
@@ -137,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="On held-out data: the variational bound (all T terms, per-t breakdown in "
         "bound_terms.csv and plots/bound_terms.png), the exact NLL through the probability-flow "
         "ODE, the true entropy H(p) of toy data, and sample metrics; writes "
-        "RUN_DIR/evaluate.json. Solver settings: the run's [evaluate] config section.",
+        "RUN_DIR/evaluate.json. Solver settings: the run's [evaluate] config section. Image runs: "
+        "bits/dim on the test split with the discretized decoder on the data's levels, and for "
+        "digits the Frechet distance of --n samples (default 1000) to the test split with its "
+        "noise floor, and their predicted classes.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--data", help="held-out data, .npy/.npz/.csv (default: a fresh toy draw)")
@@ -239,14 +248,21 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from difflab.data.files import check_output_path, save_vectors
+    from difflab.data.files import check_output_path
+    from difflab.data.images import check_image_output_path
+    from difflab.experiment import save_samples
+    from difflab.plots import save_image_grid
     from difflab.run import load_run
 
     _positive(args.n, "--n")
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        check_output_path(out)
     run = load_run(args.run_dir)
+    out = Path(args.out) if args.out else run.run_dir / "samples.npy"
+    (check_image_output_path if run.data.is_image else check_output_path)(out)
+    if args.grid and not run.data.is_image:
+        raise ValueError("--grid draws image samples; this run's data are vectors (use plot)")
+    grid = Path(args.grid) if args.grid else None
+    if grid is not None and (grid.suffix.lower() != ".png" or not grid.parent.is_dir()):
+        raise ValueError(f"--grid {grid}: give a .png file in an existing directory")
     run.override_sampling(
         sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing
     )
@@ -257,9 +273,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
     n = args.n or run.config.sample.n
     samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
-    out = out or run.run_dir / "samples.npy"
-    save_vectors(out, samples)
+    save_samples(run, samples, out)
     print(f"wrote {n} samples to {out}")
+    if grid is not None:
+        save_image_grid(samples[:400], grid)
+        print(f"wrote a grid of {min(n, 400)} samples to {grid}")
     return 0
 
 
@@ -308,12 +326,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if any(f.level == "problem" for f in findings) else 0
 
 
+def _evaluate_images(run, *, n: int) -> int:
+    from difflab.experiment import evaluate_image_run, format_metrics
+
+    result = evaluate_image_run(run, n_samples=n)
+    bpd = result["bits_per_dim"]
+    print(
+        f"test bits/dim (bound): {bpd['bits_per_dim_bound']:.4f} +- {bpd['stderr']:.4f} "
+        f"({bpd['n_images']} images, {bpd['levels']} levels, T = {bpd['T']})"
+    )
+    print(f"  prior {bpd['prior']:.4f}, decoder {bpd['decoder']:.4f}, KL terms {bpd['kl']:.4f}")
+    if "sample_metrics" in result:
+        for line in format_metrics(result["sample_metrics"]):
+            print("  " + line)
+    print(f"wrote {run.run_dir / 'evaluate.json'}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from difflab.evaluation import evaluate_run, format_report
     from difflab.run import load_run
 
     _positive(args.n, "--n")
     run = load_run(args.run_dir)
+    if run.data.is_image:
+        return _evaluate_images(run, n=args.n or 1000)
     changes = {k: v for k, v in {"ode_rtol": args.rtol, "ode_atol": args.atol}.items() if v}
     if changes:
         run.config = run.config.replace("evaluate", **changes)

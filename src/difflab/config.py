@@ -40,6 +40,13 @@ class ModelName(StrEnum):
     MLP = "mlp"
     CONDITIONAL_LINEAR = "conditional_linear"
     SCORE_MLP = "score_mlp"
+    UNET = "unet"
+
+
+#: Image sources (see data/images.py): the 8x8 digits, a folder of PNG/JPEG, an .npy/.npz array.
+IMAGE_DATA = ("digits", "images", "image_file")
+#: Sources read from ``data.path``.
+PATH_DATA = ("file", "images", "image_file")
 
 
 class LossName(StrEnum):
@@ -99,6 +106,12 @@ class Normalize(StrEnum):
     STANDARDIZE = "standardize"
 
 
+class ImageColor(StrEnum):
+    AUTO = "auto"
+    GRAYSCALE = "grayscale"
+    RGB = "rgb"
+
+
 class OptimizerName(StrEnum):
     ADAM = "adam"
     ADAMW = "adamw"
@@ -135,23 +148,33 @@ def _choice(enum_cls: type[StrEnum], value: Any, key: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``name``: a toy dataset or "file" (then ``path`` names an .npy/.npz/.csv of N x D floats)."""
+    """``name``: a toy dataset, "file" (``path``: an .npy/.npz/.csv of N x D floats), or images:
+    "digits" (scikit-learn's 8x8 digits, 17 levels), "images" (``path``: a folder of PNG/JPEG),
+    "image_file" (``path``: an .npy/.npz of (N, H, W[, C]) integer images with ``levels`` values,
+    256 if omitted). ``image_size`` resizes images; ``color`` is auto, grayscale or rgb."""
 
     name: str = "swiss_roll"
     path: str | None = None
     n_train: int = 50_000
     normalize: str = "none"
+    image_size: int | None = None
+    color: str = "auto"
+    levels: int | None = None
 
     def __post_init__(self) -> None:
-        names = [*toy_names(), "file"]
+        names = [*toy_names(), "file", *IMAGE_DATA]
         if self.name not in names:
             raise ValueError(
                 f"unknown data.name {self.name!r}; choose one of {', '.join(map(repr, names))}"
             )
-        if self.name == "file" and not self.path:
-            raise ValueError("data.name = 'file' needs data.path = 'your_data.npy' (or .npz/.csv)")
-        if self.path and self.name != "file":
-            raise ValueError("data.path is set: also set data.name = 'file' to train on that file")
+        if self.name in PATH_DATA and not self.path:
+            what = {"file": "your_data.npy", "images": "a_folder", "image_file": "images.npy"}
+            raise ValueError(f"data.name = {self.name!r} needs data.path = {what[self.name]!r}")
+        if self.path and self.name not in PATH_DATA:
+            raise ValueError(
+                "data.path is set: also set data.name = 'file' (vectors), 'images' (a folder) "
+                "or 'image_file' (an image array)"
+            )
         _check(
             2 <= self.n_train <= MAX_N_TRAIN,
             "data.n_train",
@@ -159,6 +182,32 @@ class DataConfig:
             f"an integer in [2, {MAX_N_TRAIN}]",
         )
         _choice(Normalize, self.normalize, "data.normalize")
+        if self.name in IMAGE_DATA and self.normalize != "none":
+            raise ValueError("data.normalize must be 'none' for images: they are scaled to [-1, 1]")
+        _check(
+            self.image_size is None or self.image_size >= 1,
+            "data.image_size",
+            self.image_size,
+            "an integer >= 1, or omitted to keep the images' size",
+        )
+        _choice(ImageColor, self.color, "data.color")
+        _check(
+            self.levels is None or 2 <= self.levels <= 65536,
+            "data.levels",
+            self.levels,
+            "an integer in 2..65536 (256 for 8-bit images), or omitted",
+        )
+        if self.image_size is not None and self.name not in ("images", "image_file"):
+            raise ValueError(
+                "data.image_size resizes data.name = 'images' or 'image_file'; remove it"
+            )
+        if self.color != "auto" and self.name != "images":
+            raise ValueError("data.color is read for data.name = 'images' (a folder); remove it")
+        if self.levels is not None and self.name != "image_file":
+            raise ValueError(
+                "data.levels is only read for data.name = 'image_file' (digits have 17 levels, "
+                "image folders 256); remove it"
+            )
 
 
 @dataclass(frozen=True)
@@ -189,9 +238,25 @@ class ModelConfig:
     time_dim: int = 64
     prediction: str = "v"
     variance: str = "small"
+    channels: int = 64
+    channel_mult: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = 1
+    attention: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _choice(ModelName, self.name, "model.name")
+        _check(self.channels >= 1, "model.channels", self.channels, "an integer >= 1")
+        _check(
+            len(self.channel_mult) >= 1 and all(m >= 1 for m in self.channel_mult),
+            "model.channel_mult",
+            list(self.channel_mult),
+            "a list of integers >= 1, one per resolution, e.g. [1, 2]",
+        )
+        _check(
+            self.num_res_blocks >= 1, "model.num_res_blocks", self.num_res_blocks, "an integer >= 1"
+        )
+        _check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
         _choice(Activation, self.activation, "model.activation")
         _choice(Prediction, self.prediction, "model.prediction")
         _choice(Variance, self.variance, "model.variance")
@@ -436,7 +501,11 @@ class Config:
         )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+        """Nested dicts as they read back from JSON or TOML (tuples become lists)."""
+        return {
+            section: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+            for section, values in dataclasses.asdict(self).items()
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -506,13 +575,22 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{key} = {value!r} is invalid: it must be a finite number")
     elif hint is str and isinstance(value, str):
         return value
+    elif typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
     name = getattr(hint, "__name__", str(hint))
     raise ValueError(
         f"{key} = {value!r} has the wrong type: it must be {_TYPE_WORDS.get(name, name)}"
     )
 
 
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "tuple": "a list, e.g. [1, 2]",
+}
 
 
 def _section_from_dict(name: str, values: Any) -> Any:

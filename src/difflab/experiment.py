@@ -15,6 +15,7 @@ import torch
 
 from difflab.builders import (
     build_dataset,
+    build_image_split,
     build_model,
     build_objective,
     build_schedule,
@@ -32,6 +33,8 @@ from difflab.config import (
     config_from_json,
 )
 from difflab.data.dataset import Dataset
+from difflab.data.files import save_vectors
+from difflab.data.images import save_image_array, to_user_space
 from difflab.data.toy import sample_toy, toy_names
 from difflab.losses.base import Objective
 from difflab.metrics import compare_to_reference
@@ -212,7 +215,12 @@ def reference_data(run: Run, n: int, *, seed: int = REFERENCE_SEED) -> np.ndarra
 
 
 def sample_metrics(run: Run, samples: np.ndarray, *, floor_draws: int = 5) -> dict[str, Any] | None:
-    """Energy distance and MMD of samples to fresh data, with noise floors (toy data only)."""
+    """Energy distance and MMD of samples to fresh data, with noise floors (toy data); for the
+    digits, the Frechet distance to the test split with its floor and the class histogram."""
+    if run.config.data.name == "digits":
+        from difflab.digits_quality import digits_quality
+
+        return digits_quality(samples)
     n = samples.shape[0]
     reference = reference_data(run, n)
     if reference is None:
@@ -221,8 +229,18 @@ def sample_metrics(run: Run, samples: np.ndarray, *, floor_draws: int = 5) -> di
     return compare_to_reference(samples, reference, floors)
 
 
+def save_samples(run: Run, samples: np.ndarray, path: str | Path) -> None:
+    """Write samples where the user reads them: images as .npy integers (N, H, W[, C]) in
+    0..levels-1, like the input data; vectors as .npy or .csv (N, D)."""
+    if run.data.is_image:
+        assert run.data.levels is not None
+        save_image_array(path, to_user_space(samples, run.data.levels))
+    else:
+        save_vectors(path, samples)
+
+
 def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = None) -> list[Path]:
-    """Every figure for a vector-data run, written into ``run_dir/plots``."""
+    """Every figure for a run, written into ``run_dir/plots``."""
     from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
         panel_times,
         plot_data,
@@ -235,6 +253,8 @@ def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = N
 
     out_dir = out_dir or run.run_dir / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if run.data.is_image:
+        return plot_image_run(run, n=n, seed=seed, out_dir=out_dir)
     data = reference_data(run, n, seed=REFERENCE_SEED)
     if data is None:
         data = run.data.decode(build_dataset(run.config.data).x[:n].numpy())
@@ -305,6 +325,34 @@ def plot_score(run: Run, model_data: np.ndarray, out_dir: Path, *, seed: int = 0
     return [score_path, trajectories]
 
 
+def plot_image_run(run: Run, *, n: int, seed: int, out_dir: Path) -> list[Path]:
+    """Image runs: grids of training images and samples (n each, at most 100), forward and
+    reverse trajectories (8 rows, 10 times from 0 to T) and the loss curve."""
+    from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
+        panel_times,
+        plot_image_forward,
+        plot_image_reverse,
+        plot_loss,
+        save_image_grid,
+    )
+
+    n = min(n, 100)
+    data = build_image_split(run.config.data, "train").x[:n].numpy()
+    samples, _ = run.sample(n, seed=seed)
+    length = chain_length(run.config, run.schedule)
+    _, chain = run.sample(8, seed=seed + 1, record=panel_times(length))
+    paths = [
+        save_image_grid(data, out_dir / "data.png"),
+        plot_image_forward(run.schedule, data[:8], out_dir / "forward.png", seed=seed),
+        plot_image_reverse(chain.trajectory, out_dir / "reverse.png"),
+        save_image_grid(samples, out_dir / "samples.png"),
+    ]
+    rows = read_metrics(run.run_dir)
+    if rows:
+        paths.append(plot_loss(rows, out_dir / "loss.png"))
+    return paths
+
+
 def demo(
     cfg: Config, out: str | Path | None = None, *, n: int = 5000, progress: bool = True
 ) -> dict[str, Any]:
@@ -316,7 +364,7 @@ def demo(
     t1 = time.perf_counter()
     samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress)
     sample_s = time.perf_counter() - t1
-    np.save(run_dir / "samples.npy", samples)
+    save_samples(run, samples, run_dir / "samples.npy")
     metrics = sample_metrics(run, samples)
     plots = plot_run(run)
     result = {
@@ -336,16 +384,46 @@ def demo(
     return result
 
 
+def evaluate_image_run(
+    run: Run, *, n_samples: int = 1000, batch_size: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """Test-split bits/dim of an image run (the bound with the data's discretized decoder),
+    and for the digits the quality metric of ``n_samples`` samples (0: skip); written to
+    ``run_dir/evaluate.json`` and returned."""
+    from difflab.image_likelihood import split_bits_per_dim
+
+    if not run.data.is_image:
+        raise ValueError(
+            f"{run.run_dir}: evaluate reports bits/dim for image runs; this run has vector data "
+            f"({run.data.name!r})"
+        )
+    result: dict[str, Any] = {"run_dir": str(run.run_dir), "step": run.step}
+    result["bits_per_dim"] = split_bits_per_dim(run, batch_size=batch_size, seed=seed)
+    if run.config.data.name == "digits" and n_samples > 0:
+        samples, _ = run.sample(n_samples, seed=seed + 1)
+        result["sample_metrics"] = sample_metrics(run, samples)
+    ckpt.atomic_write_json(run.run_dir / "evaluate.json", result)
+    return result
+
+
 def format_metrics(metrics: dict[str, Any] | None) -> list[str]:
     """Lines like 'energy distance 0.0012 (noise floor 0.0011, ratio 1.05)'."""
     if not metrics:
         return ["(no fresh data to compare against: metrics need a toy dataset)"]
-    names = {"energy_distance": "energy distance", "mmd": "RBF-MMD^2"}
-    return [
+    names = {
+        "energy_distance": "energy distance",
+        "mmd": "RBF-MMD^2",
+        "frechet_distance": "Frechet distance (digits classifier features)",
+    }
+    lines = [
         f"{names.get(k, k)}: {v['value']:.3g} "
         f"(noise floor {v['floor']:.3g}, ratio {v['ratio']:.2f})"
         for k, v in metrics.items()
+        if isinstance(v, dict) and "floor" in v
     ]
+    if "class_histogram" in metrics:
+        lines.append(f"predicted classes 0-9: {metrics['class_histogram']}")
+    return lines
 
 
 def dumps(obj: Any) -> str:

@@ -262,3 +262,64 @@ def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Pat
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def image_grid(images: np.ndarray, *, ncol: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile images (N, C, H, W) in model space [-1, 1] into one uint8 picture (rows, cols[, 3]),
+    ``ncol`` per row (default: about sqrt(N)), separated by ``pad`` pixels of mid-gray."""
+    x = np.clip((np.asarray(images, dtype=np.float32) + 1.0) * 127.5, 0, 255).round()
+    x = x.astype(np.uint8).transpose(0, 2, 3, 1)  # (N, H, W, C)
+    n, h, w, c = x.shape
+    ncol = ncol or max(1, int(np.ceil(np.sqrt(n))))
+    nrow = int(np.ceil(n / ncol))
+    canvas = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 128, dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        canvas[top : top + h, left : left + w] = x[i]
+    return canvas[..., 0] if c == 1 else canvas
+
+
+def save_image_grid(
+    images: np.ndarray, path: str | Path, *, ncol: int | None = None, min_cell: int = 32
+) -> Path:
+    """Write images (N, C, H, W) in [-1, 1] as a PNG grid; small images are enlarged (nearest
+    neighbour) so that each cell is at least ``min_cell`` pixels wide."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: a grid is written as PNG; name the file *.png")
+    if not path.parent.is_dir():
+        raise ValueError(f"{path}: directory {path.parent} does not exist; create it first")
+    grid = image_grid(images, ncol=ncol)
+    scale = max(1, int(np.ceil(min_cell / np.asarray(images).shape[-1])))
+    picture = Image.fromarray(grid)
+    if scale > 1:
+        picture = picture.resize(
+            (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST
+        )
+    picture.save(path)
+    return path
+
+
+def plot_image_forward(
+    schedule: NoiseSchedule, x0: np.ndarray, path: Path, *, seed: int = 0, n_panels: int = 10
+) -> Path:
+    """Forward trajectories as a grid: one row per image x0 (N, C, H, W), one column per time
+    from 0 to T (q(x_t | x_0) in closed form, clipped to [-1, 1] for display)."""
+    x0_t = torch.from_numpy(np.asarray(x0, dtype=np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    columns = [x0_t]
+    for k in panel_times(schedule.T, n_panels)[1:]:
+        t = torch.full((x0_t.shape[0],), k - 1, dtype=torch.long)
+        columns.append(q_sample(schedule, x0_t, t, generator=generator))
+    stacked = torch.stack(columns, dim=1).flatten(0, 1).numpy()
+    return save_image_grid(stacked, path, ncol=len(columns))
+
+
+def plot_image_reverse(trajectory: Mapping[int, torch.Tensor], path: Path) -> Path:
+    """Reverse trajectories as a grid: one row per sample, columns from x_T to x_0."""
+    states = [v for _, v in sorted(trajectory.items(), reverse=True)]
+    stacked = torch.stack(states, dim=1).flatten(0, 1).numpy()
+    return save_image_grid(stacked, path, ncol=len(states))

@@ -26,6 +26,11 @@ class Dataset:
     levels: int | None = None
 
     @property
+    def is_image(self) -> bool:
+        """Images (N, C, H, W) on ``levels`` grid values in [-1, 1] (see data/images.py)."""
+        return self.levels is not None and len(self.shape) == 3
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The shape of one example."""
         return tuple(self.x.shape[1:])

@@ -1,0 +1,203 @@
+"""Image data: scikit-learn's 8x8 digits, folders of PNG/JPEG files, and image arrays in .npy/.npz.
+
+Images live in two spaces:
+
+- the user's: integer arrays (N, H, W) or (N, H, W, C) with values 0..levels-1 (uint8 for files;
+  0..16 for the digits, as scikit-learn ships them);
+- the model's: float32 (N, C, H, W) in [-1, 1], x_model = 2 * x / (levels - 1) - 1, so the
+  discretized decoder knows its bins from ``levels`` (17 for digits, 256 for 8-bit images).
+
+Every source is split the same way into train / validation / test with a fixed permutation
+(:func:`split_indices`, seed 0): 70 % / 10 % / 20 % of the images. For the 1797 digits this
+is 1258 train, 180 validation and 359 test images.
+
+User mistakes raise :class:`~difflab.data.files.DataError` with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from difflab.data.files import DataError, _atomic_write, _read_npy, _read_npz
+
+DIGITS_LEVELS = 17
+SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+SPLIT_SEED = 0
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+COLORS = ("auto", "grayscale", "rgb")
+
+
+def split_indices(n: int, split: str, *, seed: int = SPLIT_SEED) -> np.ndarray:
+    """The sorted indices of ``split`` ("train", "val" or "test") among n images: a fixed
+    seeded permutation cut 70 % / 10 % / 20 %; the three splits are disjoint and cover 0..n-1."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = round(n * SPLIT_FRACTIONS[2])
+    n_val = round(n * SPLIT_FRACTIONS[1])
+    n_train = n - n_val - n_test
+    bounds = {
+        "train": (0, n_train),
+        "val": (n_train, n_train + n_val),
+        "test": (n_train + n_val, n),
+    }
+    lo, hi = bounds[split]
+    return np.sort(perm[lo:hi])
+
+
+def load_digits_images() -> np.ndarray:
+    """All 1797 of scikit-learn's 8x8 digits as (1797, 8, 8) uint8 with values 0..16 (shipped
+    with scikit-learn, nothing is downloaded)."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().images.astype(np.uint8)
+
+
+def load_digits_labels() -> np.ndarray:
+    """The class (0..9) of each digit, aligned with :func:`load_digits_images`."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().target.astype(np.int64)
+
+
+def load_image_array(path: str | Path, *, levels: int = 256) -> np.ndarray:
+    """Read (N, H, W) or (N, H, W, C) integer images from .npy/.npz (C = 1 or 3), values in
+    0..levels-1 (uint8 for 8-bit images). Returns the array as uint8 (or uint16 past 256 levels)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; check data.path")
+    ext = path.suffix.lower()
+    if ext not in (".npy", ".npz"):
+        raise DataError(f"{path}: image arrays must be .npy or .npz files, got {ext or '(none)'!r}")
+    x = _read_npy(path) if ext == ".npy" else _read_npz(path)
+    if x.dtype.kind not in "iu":
+        raise DataError(
+            f"{path}: has dtype {x.dtype} but integer pixels are needed; save uint8 images, "
+            "e.g. np.save(path, (x * 255).round().astype(np.uint8))"
+        )
+    if x.ndim == 4 and x.shape[-1] not in (1, 3):
+        raise DataError(
+            f"{path}: has shape {x.shape}; the last axis must be 1 or 3 channels (N, H, W, C)"
+        )
+    if x.ndim not in (3, 4):
+        raise DataError(
+            f"{path}: has shape {x.shape} but images (N, H, W) or (N, H, W, C) are needed; "
+            "reshape it, e.g. x.reshape(-1, 28, 28)"
+        )
+    if x.shape[0] < 2 or min(x.shape[1:3]) < 1:
+        raise DataError(f"{path}: has shape {x.shape}; at least 2 non-empty images are needed")
+    if x.size and (x.min() < 0 or x.max() >= levels):
+        raise DataError(
+            f"{path}: pixel values span {x.min()}..{x.max()} but data.levels = {levels} allows "
+            f"0..{levels - 1}; set data.levels to the number of intensity levels"
+        )
+    return x.astype(np.uint8 if levels <= 256 else np.uint16)
+
+
+def load_image_folder(
+    path: str | Path, *, image_size: int | None = None, color: str = "auto"
+) -> np.ndarray:
+    """Read every PNG/JPEG in a folder (sorted by name, not recursive) as (N, H, W, C) uint8.
+
+    ``color``: "grayscale" (C = 1), "rgb" (C = 3), or "auto" (grayscale if every file is).
+    ``image_size``: resize each image to image_size x image_size (bicubic); None keeps the
+    sizes, which must then all agree.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: is not a folder; set data.path to a folder of PNG/JPEG images")
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{path}: the folder holds no files; put PNG or JPEG images in it")
+    images = []
+    for file in files:
+        if file.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(f"{file}: is not a PNG or JPEG file; remove it from the image folder")
+        try:
+            with Image.open(file) as img:
+                img.load()
+                images.append(img.copy())
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(
+                f"{file}: cannot be read as an image ({err}); remove or replace it"
+            ) from None
+    return _stack_images(path, files, images, image_size=image_size, color=color)
+
+
+def _stack_images(path, files, images, *, image_size, color) -> np.ndarray:
+    if color not in COLORS:
+        raise DataError(f"unknown data.color {color!r}; choose one of {', '.join(COLORS)}")
+    if color == "auto":
+        color = "grayscale" if all(img.mode in ("L", "1", "I;16", "I") for img in images) else "rgb"
+    mode = "L" if color == "grayscale" else "RGB"
+    images = [img.convert(mode) for img in images]
+    if image_size is not None:
+        images = [img.resize((image_size, image_size), Image.Resampling.BICUBIC) for img in images]
+    first = images[0].size
+    for file, img in zip(files, images):
+        if img.size != first:
+            raise DataError(
+                f"{path}: images have different sizes ({files[0].name} is {first[0]}x{first[1]}, "
+                f"{file.name} is {img.size[0]}x{img.size[1]}); set data.image_size to resize them"
+            )
+    if len(images) < 2:
+        raise DataError(f"{path}: holds only 1 image; at least 2 are needed")
+    x = np.stack([np.asarray(img, dtype=np.uint8) for img in images])
+    return x[..., None] if x.ndim == 3 else x
+
+
+def to_model_space(images: np.ndarray, levels: int) -> np.ndarray:
+    """(N, H, W[, C]) integers in 0..levels-1 -> float32 (N, C, H, W) in [-1, 1]."""
+    x = images if images.ndim == 4 else images[..., None]
+    x = x.astype(np.float32) * (2.0 / (levels - 1)) - 1.0
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def to_user_space(x: np.ndarray, levels: int) -> np.ndarray:
+    """float (N, C, H, W) in model space -> (N, H, W) for one channel or (N, H, W, C), integers
+    in 0..levels-1 (uint8 when levels <= 256), rounded to the nearest level and clipped."""
+    values = np.rint((np.asarray(x, dtype=np.float64) + 1.0) * (levels - 1) / 2.0)
+    values = np.clip(values, 0, levels - 1).astype(np.uint8 if levels <= 256 else np.uint16)
+    values = values.transpose(0, 2, 3, 1)
+    return values[..., 0] if values.shape[-1] == 1 else values
+
+
+def resize_array(images: np.ndarray, image_size: int) -> np.ndarray:
+    """Resize (N, H, W[, C]) uint8 images to image_size x image_size with Pillow (bicubic)."""
+    squeeze = images.ndim == 3
+    x = images[..., None] if squeeze else images
+    out = []
+    for img in x:
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        out.append(np.asarray(pil.resize((image_size, image_size), Image.Resampling.BICUBIC)))
+    y = np.stack(out)
+    if y.ndim == 3 and not squeeze:
+        y = y[..., None]
+    return y
+
+
+def check_image_output_path(path: str | Path) -> Path:
+    """Check, before sampling, that image samples can be saved at ``path`` (.npy, existing
+    directory); returns it as a Path."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise DataError(
+            f"{path}: image samples are saved as .npy (N, H, W[, C]) integer arrays; "
+            "name the file *.npy (use --grid FILE.png for a picture)"
+        )
+    if not path.parent.is_dir():
+        raise DataError(f"{path}: directory {path.parent} does not exist; create it first")
+    return path
+
+
+def save_image_array(path: str | Path, images: np.ndarray) -> None:
+    """Write integer images (N, H, W[, C]) to .npy atomically (the format image_file reads)."""
+    path = check_image_output_path(path)
+    x = np.asarray(images)
+    if x.dtype.kind not in "iu" or x.ndim not in (3, 4):
+        raise DataError(f"{path}: expected integer images (N, H, W[, C]), got {x.dtype} {x.shape}")
+    _atomic_write(path, lambda f: np.save(f, x))

@@ -38,9 +38,17 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         """Move the shadow towards the model's current parameters."""
         weight = 1.0 - self.current_decay()
-        params = [p.detach() for name, p in model.named_parameters() if name in self.shadow]
-        torch._foreach_lerp_(list(self.shadow.values()), params, weight)
+        torch._foreach_lerp_(list(self.shadow.values()), self._tracked(model), weight)
         self.num_updates += 1
+
+    def _tracked(self, model: nn.Module) -> list[torch.Tensor]:
+        """The model's averaged parameters in shadow order, looked up once per model (walking
+        ``named_parameters`` every step costs more than the average itself)."""
+        if getattr(self, "_tracked_for", None) is not model:
+            named = dict(model.named_parameters())
+            self._tracked_params = [named[name] for name in self.shadow]
+            self._tracked_for = model
+        return self._tracked_params
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:

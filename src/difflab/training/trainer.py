@@ -11,6 +11,7 @@ Every random draw comes from one seeded generator saved in each checkpoint, so r
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -191,6 +192,11 @@ class Trainer:
             timesteps.set_shard(self.dist.rank, self.dist.world_size)
         self.forward_model = ShardedForward(self.dist.wrap(self.model, self.device), self.dist)
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.cfg.precision != "bfloat16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One step; returns the loss (mean over this rank's examples) and the gradient norm
         (before clipping). A non-finite loss or gradient skips the update: ``self.applied`` is
@@ -204,9 +210,7 @@ class Trainer:
             generator=self.generator,
             device=self.device,
         )
-        with torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"
-        ):
+        with self._autocast():
             out = self.objective(self.forward_model, self.data[idx], generator=self.generator)
         loss = out.loss[self.dist.shard(idx.shape[0])].float().mean()
         self.optimizer.zero_grad(set_to_none=True)

@@ -237,7 +237,7 @@ class ModelConfig:
     activation: str = "silu"
     time_dim: int = 64
     prediction: str = "v"
-    variance: str = "small"
+    variance: str = "large"
     channels: int = 64
     channel_mult: tuple[int, ...] = (1, 2)
     num_res_blocks: int = 1

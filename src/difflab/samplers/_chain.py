@@ -25,6 +25,19 @@ class ChainResult(NamedTuple):
     nfe: int
 
 
+def initial_noise(
+    shape: tuple[int, ...],
+    x_T: torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The chain's starting state: ``x_T`` if given, else a draw from N(0, I) of ``shape``."""
+    if x_T is not None:
+        return x_T
+    return torch.randn(shape, generator=generator, device=device)
+
+
 def run_chain(
     step: Callable[[torch.Tensor, Any], torch.Tensor],
     x: torch.Tensor,

@@ -36,7 +36,7 @@ from torch import nn
 from difflab.forward import randn_like
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
-from difflab.samplers._chain import ChainResult, run_chain
+from difflab.samplers._chain import ChainResult, initial_noise, run_chain
 from difflab.samplers._denoise import log_alpha_bars, predict_x0_eps
 from difflab.samplers.spacing import Spacing, timestep_grid
 from difflab.schedules import NoiseSchedule
@@ -88,7 +88,7 @@ def ddim_sample(
     grid = timestep_grid(schedule.T, steps or schedule.T, spacing)
     log_abar = log_alpha_bars(schedule)
     coefs = {a: ddim_coefficients(log_abar, a, b, eta) for a, b in itertools.pairwise(grid)}
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
+    x = initial_noise(shape, x_T, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:
         # 1. the network's estimate of the data and the noise at x_t

@@ -20,7 +20,7 @@ from difflab.choices import parse_enum
 from difflab.forward import randn_like
 from difflab.parameterization import Prediction, to_x0_eps
 from difflab.reverse import Variance, p_mean_variance, split_output
-from difflab.samplers._chain import ChainResult, run_chain
+from difflab.samplers._chain import ChainResult, initial_noise, run_chain
 from difflab.samplers._denoise import log_alpha_bars
 from difflab.samplers.spacing import Spacing, timestep_grid
 from difflab.schedules import NoiseSchedule, full_timesteps
@@ -72,7 +72,7 @@ def ddpm_sample(
     ``record`` lists paper times in {T, ..., 0} whose states are kept in the result's trajectory.
     """
     T = schedule.T
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
+    x = initial_noise(shape, x_T, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, t: int) -> torch.Tensor:
         return ddpm_step(
@@ -150,7 +150,7 @@ def ddpm_respaced_sample(
     grid = timestep_grid(schedule.T, steps, spacing)
     log_abar = log_alpha_bars(schedule)
     coefs = {a: respaced_coefficients(log_abar, a, b) for a, b in itertools.pairwise(grid)}
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
+    x = initial_noise(shape, x_T, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:
         c_x0, c_xt, log_beta, log_beta_tilde = coefs[label]

@@ -26,7 +26,7 @@ from torch import nn
 from difflab.forward import randn_like
 from difflab.parameterization import Prediction, score_from_eps, to_x0_eps
 from difflab.reverse import Variance, split_output
-from difflab.samplers._chain import ChainResult, run_chain
+from difflab.samplers._chain import ChainResult, initial_noise, run_chain
 from difflab.samplers.ddpm import ddpm_step
 from difflab.schedules import NoiseSchedule, expand_like, extract, full_timesteps
 
@@ -219,7 +219,7 @@ def pc_sample(
     if corrector_steps < 0 or not snr > 0:
         raise ValueError(f"pc needs corrector_steps >= 0 and snr > 0, got {corrector_steps}, {snr}")
     T = schedule.T
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
+    x = initial_noise(shape, x_T, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, t: int) -> torch.Tensor:
         t_batch = full_timesteps(t, x_t.shape[0], x_t.device)

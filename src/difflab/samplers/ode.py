@@ -33,7 +33,7 @@ from torch import nn
 
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
-from difflab.samplers._chain import ChainResult, run_chain
+from difflab.samplers._chain import ChainResult, initial_noise, run_chain
 from difflab.samplers._denoise import log_alpha_bars, predict_x0_eps
 from difflab.samplers.spacing import Spacing, timestep_grid
 from difflab.schedules import NoiseSchedule
@@ -113,7 +113,7 @@ def ode_sample(
         model, schedule, grid, prediction=prediction, variance=variance, clip=clip
     )
     next_label = dict(itertools.pairwise(grid))
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
+    x = initial_noise(shape, x_T, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:
         prev = next_label[label]
@@ -160,7 +160,7 @@ def dpmpp2m_sample(
         lam = 0.5 * (log_abar - np.log(-np.expm1(log_abar)))
     next_label = dict(itertools.pairwise(grid))
     memory: dict[str, object] = {}  # the previous step's x0_hat and h
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device)
+    x = initial_noise(shape, x_T, generator=generator, device=device)
 
     def step(x_t: torch.Tensor, label: int) -> torch.Tensor:
         prev = next_label[label]

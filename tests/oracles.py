@@ -1,0 +1,148 @@
+"""Analytic models every test shares.
+
+Gaussian data x_0 ~ N(mu, diag(s^2)) make every quantity of a discrete diffusion closed-form.
+With a = sqrt(abar_t), b = sqrt(1 - abar_t), x_t = a x_0 + b eps is Gaussian with
+Var(x_t) = a^2 s^2 + b^2 and Cov(eps, x_t) = b, so the optimal noise predictor (the regression
+of eps on x_t) is
+
+    eps*(x_t, t) = E[eps | x_t] = b (x_t - a mu) / (a^2 s^2 + b^2),
+
+and the optimal x0-, v- and mean-predictions follow from it (parameterization.py). The optimal
+reverse variance of one step t -> t-1 is Var(x_{t-1} | x_t) = V' - alpha_t V'^2 /
+(alpha_t V' + beta_t) with V' = Var(x_{t-1}) = abar_{t-1} s^2 + 1 - abar_{t-1}.
+
+``t`` follows the library: an int64 (B,) step index in {0..T-1} (index 0 is x_1); a floating t
+is a fractional index, read with the log-linear interpolation of ``likelihood.alpha_bar_at``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from difflab.likelihood import alpha_bar_at
+from difflab.parameterization import posterior_mean, v_from_x0_eps, x0_from_eps
+from difflab.schedules import NoiseSchedule, expand_like
+
+
+def _per_example(values, x: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=torch.float64).reshape(1, -1, *([1] * (x.dim() - 2)))
+
+
+class GaussianOracle(nn.Module):
+    """The optimal network for data N(mu, diag(var)) on ``schedule``.
+
+    ``prediction``: eps, x0, v or mean. ``variance_half``: None (no variance output), "zeros"
+    (a learned-variance half of zeros: the middle of learned_range, log-variance 0 for
+    learned) or "optimal" (the optimal log-variance, for model.variance = "learned").
+    ``untrained_below``: steps t < this return zeros, as a network never trained there (the
+    2015 model's fixed t = 0). ``mu`` and ``var`` are per channel (dim 1) or scalars.
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        mu=0.0,
+        var=1.0,
+        *,
+        prediction: str = "eps",
+        variance_half: str | None = None,
+        untrained_below: int = 0,
+    ) -> None:
+        super().__init__()
+        self.schedule, self.mu, self.var = schedule, mu, var
+        self.prediction, self.variance_half = prediction, variance_half
+        self.untrained_below = untrained_below
+        self.calls = 0
+        self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))  # a device and a dtype
+
+    def alpha_bar(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if t.dtype == torch.long:
+            return expand_like(self.schedule.alphas_cumprod.double()[t.cpu()], x)
+        values = [alpha_bar_at(self.schedule, float(v)) for v in t.reshape(-1).cpu()]
+        return expand_like(torch.tensor(values, dtype=torch.float64), x)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x = x_t.double().cpu()
+        abar = self.alpha_bar(t, x)
+        a, b = abar.sqrt(), (1 - abar).sqrt()
+        mu, var = _per_example(self.mu, x), _per_example(self.var, x)
+        eps = b * (x - a * mu) / (a**2 * var + b**2)
+        out = self._as_prediction(x, t, eps)
+        if self.untrained_below and t.dtype == torch.long:
+            out = torch.where(expand_like(t.cpu() < self.untrained_below, x), 0.0, out)
+        if self.variance_half == "zeros":
+            out = torch.cat([out, torch.zeros_like(out)], 1)
+        elif self.variance_half == "optimal":
+            out = torch.cat([out, self.optimal_log_var(t, x).expand_as(out)], 1)
+        return out.to(device=x_t.device, dtype=x_t.dtype)
+
+    def _as_prediction(self, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor):
+        if self.prediction == "eps":
+            return eps
+        sch = self.schedule
+        if t.dtype != torch.long:
+            raise ValueError("x0/v/mean oracles take integer steps")
+        x0 = x0_from_eps(sch, x, t.cpu(), eps)
+        if self.prediction == "x0":
+            return x0
+        if self.prediction == "v":
+            return v_from_x0_eps(sch, t.cpu(), x0, eps)
+        return posterior_mean(sch, x0, x, t.cpu())
+
+    def optimal_log_var(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log Var(x_{t-1} | x_t) of the data's exact reverse process (see the module doc)."""
+        sch, t = self.schedule, t.cpu()
+        var = _per_example(self.var, x)
+        abar_prev = expand_like(sch.alphas_cumprod_prev.double()[t], x)
+        alpha = expand_like(sch.alphas.double()[t], x)
+        beta = expand_like(sch.betas.double()[t], x)
+        v_prev = abar_prev * var + 1.0 - abar_prev
+        return (v_prev - alpha * v_prev**2 / (alpha * v_prev + beta)).log()
+
+
+def gaussian_data(n: int, mu=0.0, var=1.0, *, dim: int = 2, seed: int = 0) -> torch.Tensor:
+    """n draws of N(mu, diag(var)) in float64, shape (n, dim)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    mu = torch.as_tensor(mu, dtype=torch.float64)
+    return mu + torch.as_tensor(var, dtype=torch.float64).sqrt() * z
+
+
+def gaussian_nll(x: torch.Tensor, mu=0.0, var=1.0) -> torch.Tensor:
+    """-log N(x; mu, diag(var)) per example (B,), nats."""
+    mu = torch.as_tensor(mu, dtype=torch.float64)
+    var = torch.as_tensor(var, dtype=torch.float64) * torch.ones(x.shape[1], dtype=torch.float64)
+    z2 = ((x.double() - mu) ** 2 / var).sum(1)
+    return 0.5 * (z2 + var.log().sum() + x.shape[1] * math.log(2 * math.pi))
+
+
+class ConstantNet(nn.Module):
+    """Returns ``output`` whatever its input (a fixed prediction); counts its calls."""
+
+    def __init__(self, output: torch.Tensor) -> None:
+        super().__init__()
+        self.output = output
+        self.calls = 0
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.output
+
+
+class ZeroNet(nn.Module):
+    """Zeros with ``channels_factor`` times x's channels (2: a learned-variance half), and
+    optionally a constant log-variance half (``log_var``)."""
+
+    def __init__(self, channels_factor: int = 1, log_var: float | None = None) -> None:
+        super().__init__()
+        self.k, self.log_var = channels_factor, log_var
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(x_t.shape[0], x_t.shape[1] * self.k, *x_t.shape[2:], dtype=x_t.dtype)
+        if self.log_var is None:
+            return out.to(x_t.device)
+        return torch.cat([out, torch.full_like(out, self.log_var)], dim=1).to(x_t.device)

@@ -27,13 +27,15 @@ from pathlib import Path
 
 import torch
 
-from difflab.builders import build_dataset, build_model, build_objective, build_schedule
-from difflab.config import load_config
+from difflab.app.build import build_model, build_objective, build_schedule
+from difflab.app.config_files import load_config
+from difflab.app.datasets import build_dataset
+from difflab.app.evaluate_images import split_bits_per_dim
+from difflab.app.run import load_run
+from difflab.app.sample import save_samples
+from difflab.app.train import data_info
 from difflab.digits_quality import digits_quality
-from difflab.experiment import data_info, save_samples
-from difflab.image_likelihood import split_bits_per_dim
 from difflab.plots import save_image_grid
-from difflab.run import load_run
 from difflab.training import checkpoint as ckpt
 from difflab.training.trainer import Trainer
 

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from difflab.builders import build_dataset, build_model, build_objective, build_schedule
-from difflab.config import Config
+from difflab.app.build import build_model, build_objective, build_schedule
+from difflab.app.config import Config
+from difflab.app.datasets import REFERENCE_SEED, build_dataset
+from difflab.app.run import load_run
 from difflab.data.toy import sample_toy
-from difflab.experiment import REFERENCE_SEED
 from difflab.metrics import compare_to_reference
-from difflab.run import load_run
 from difflab.training.trainer import Trainer
 
 

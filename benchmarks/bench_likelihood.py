@@ -20,9 +20,9 @@ import time
 import numpy as np
 import torch
 
+from difflab.app.evaluate import bound_per_example, held_out_data, ode_per_example
+from difflab.app.run import load_run
 from difflab.data.toy import toy_log_prob
-from difflab.evaluation import bound_per_example, held_out_data, ode_per_example
-from difflab.run import load_run
 
 
 def main() -> None:

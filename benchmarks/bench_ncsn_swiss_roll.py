@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
-from difflab.config import load_config
-from difflab.experiment import sample_metrics, train_run
-from difflab.run import load_run
+from difflab.app.config_files import load_config
+from difflab.app.quality import sample_metrics
+from difflab.app.run import load_run
+from difflab.app.train import train_run
 
 LOCK = "/tmp/difflab-bench.lock"
 NCSN = [

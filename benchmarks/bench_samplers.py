@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
-from difflab.builders import build_dataset, generate
-from difflab.experiment import sample_metrics
-from difflab.run import Run, load_run
-from difflab.sampler_bench import bench_samplers, format_row, table_header
+from difflab.app.bench import bench_samplers, format_row, table_header
+from difflab.app.build import generate
+from difflab.app.datasets import build_dataset
+from difflab.app.quality import sample_metrics
+from difflab.app.run import Run, load_run
 from difflab.samplers import ddim_invert, ddim_sample, timestep_grid
 from difflab.schedules import full_timesteps
 

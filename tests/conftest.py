@@ -53,7 +53,7 @@ def run_cli(
 @pytest.fixture
 def tiny_run(tmp_path: Path) -> Path:
     """A trained tiny run directory (in-process, fast)."""
-    from difflab.cli import main
+    from difflab.app.cli import main
 
     out = tmp_path / "run"
     assert main(["train", *tiny_args(), "--out", str(out), "--quiet"]) == 0

@@ -12,7 +12,7 @@ reverse variance of one step t -> t-1 is Var(x_{t-1} | x_t) = V' - alpha_t V'^2 
 (alpha_t V' + beta_t) with V' = Var(x_{t-1}) = abar_{t-1} s^2 + 1 - abar_{t-1}.
 
 ``t`` follows the library: an int64 (B,) step index in {0..T-1} (index 0 is x_1); a floating t
-is a fractional index, read with the log-linear interpolation of ``likelihood.alpha_bar_at``.
+is a fractional index, read with the log-linear interpolation of ``noise.DiscreteProcess``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import math
 import torch
 from torch import nn
 
-from difflab.likelihood import alpha_bar_at
-from difflab.parameterization import posterior_mean, v_from_x0_eps, x0_from_eps
+from difflab.noise import DiscreteProcess
+from difflab.parameterization import posterior_mean
 from difflab.schedules import NoiseSchedule, expand_like
 
 
@@ -56,22 +56,28 @@ class GaussianOracle(nn.Module):
         self.prediction, self.variance_half = prediction, variance_half
         self.untrained_below = untrained_below
         self.calls = 0
+        self.time_dtypes: set[torch.dtype] = set()  # what the network was asked with
         self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))  # a device and a dtype
 
     def alpha_bar(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """abar at step index t in float64, from the schedule's betas (as the samplers' noise
+        process forms it), so that samplers and oracle share the schedule to round-off."""
+        process = DiscreteProcess(self.schedule)
         if t.dtype == torch.long:
-            return expand_like(self.schedule.alphas_cumprod.double()[t.cpu()], x)
-        values = [alpha_bar_at(self.schedule, float(v)) for v in t.reshape(-1).cpu()]
+            log_abar = torch.from_numpy(process.log_alpha_bars)[t.cpu() + 1]
+            return expand_like(log_abar.exp(), x)
+        values = [process.alpha(float(v) + 1.0) ** 2 for v in t.reshape(-1).cpu()]
         return expand_like(torch.tensor(values, dtype=torch.float64), x)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.calls += 1
+        self.time_dtypes.add(t.dtype)
         x = x_t.double().cpu()
         abar = self.alpha_bar(t, x)
         a, b = abar.sqrt(), (1 - abar).sqrt()
         mu, var = _per_example(self.mu, x), _per_example(self.var, x)
         eps = b * (x - a * mu) / (a**2 * var + b**2)
-        out = self._as_prediction(x, t, eps)
+        out = self._as_prediction(x, t, eps, a, b)
         if self.untrained_below and t.dtype == torch.long:
             out = torch.where(expand_like(t.cpu() < self.untrained_below, x), 0.0, out)
         if self.variance_half == "zeros":
@@ -80,18 +86,19 @@ class GaussianOracle(nn.Module):
             out = torch.cat([out, self.optimal_log_var(t, x).expand_as(out)], 1)
         return out.to(device=x_t.device, dtype=x_t.dtype)
 
-    def _as_prediction(self, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor):
+    def _as_prediction(self, x, t, eps, a, b):
+        """The prediction from eps, with x_t = a x_0 + b eps (written out here, independently of
+        the library's parameterization module)."""
         if self.prediction == "eps":
             return eps
-        sch = self.schedule
-        if t.dtype != torch.long:
-            raise ValueError("x0/v/mean oracles take integer steps")
-        x0 = x0_from_eps(sch, x, t.cpu(), eps)
+        x0 = (x - b * eps) / a
         if self.prediction == "x0":
             return x0
         if self.prediction == "v":
-            return v_from_x0_eps(sch, t.cpu(), x0, eps)
-        return posterior_mean(sch, x0, x, t.cpu())
+            return a * eps - b * x0
+        if t.dtype != torch.long:
+            raise ValueError("the mean oracle takes integer steps")
+        return posterior_mean(self.schedule, x0, x, t.cpu())
 
     def optimal_log_var(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log Var(x_{t-1} | x_t) of the data's exact reverse process (see the module doc)."""

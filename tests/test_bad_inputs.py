@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, tiny_args
-from difflab.cli import main
-from difflab.config import Config
+from difflab.app.cli import main
+from difflab.app.config import Config
 from difflab.training import checkpoint as ckpt
 
 

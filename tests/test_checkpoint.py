@@ -7,9 +7,8 @@ import json
 import pytest
 import torch
 
-from difflab.builders import build_model
-from difflab.config import ModelConfig
-from difflab.run import load_run
+from difflab.app.run import load_run
+from difflab.models import MLP
 from difflab.training import checkpoint as ckpt
 
 
@@ -27,14 +26,14 @@ def _save(tmp_path, model, step, keep=3):
 
 def test_round_trip_and_pruning(tmp_path):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(width=16, depth=2), (2,), T=10)
+    model = MLP(2, 2, width=16, depth=2)
     for step in (1, 2, 3, 4):
         _save(tmp_path, model, step, keep=2)
     found = ckpt.checkpoint_dirs(tmp_path)
     assert [p.name for p in found] == ["step_00000003", "step_00000004"]
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
     weights = ckpt.load_weights(found[-1] / "model.safetensors")
-    other = build_model(ModelConfig(width=16, depth=2), (2,), T=10)
+    other = MLP(2, 2, width=16, depth=2)
     ckpt.load_model_weights(other, weights, found[-1])
     for a, b in zip(model.state_dict().values(), other.state_dict().values()):
         assert torch.equal(a, b)
@@ -44,7 +43,7 @@ def test_round_trip_and_pruning(tmp_path):
 
 
 def test_incomplete_checkpoint_is_ignored(tmp_path):
-    model = build_model(ModelConfig(width=8, depth=1), (2,), T=10)
+    model = MLP(2, 2, width=8, depth=1)
     _save(tmp_path, model, 1)
     half = tmp_path / "checkpoints" / "step_00000002"
     half.mkdir()
@@ -64,8 +63,8 @@ def test_corrupt_files_give_checkpoint_errors(tmp_path):
 
 
 def test_another_model_says_what_differs(tmp_path):
-    model = build_model(ModelConfig(width=16, depth=2), (2,), T=10)
-    other = build_model(ModelConfig(width=32, depth=2), (2,), T=10)
+    model = MLP(2, 2, width=16, depth=2)
+    other = MLP(2, 2, width=32, depth=2)
     with pytest.raises(ckpt.CheckpointError, match="shapes differ") as err:
         ckpt.load_model_weights(other, model.state_dict(), tmp_path / "x")
     assert "\n" not in str(err.value)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, tiny_args
-from difflab.cli import main
-from difflab.run import load_run
+from difflab.app.cli import main
+from difflab.app.run import load_run
 
 
 def test_train_sample_plot_in_process(tiny_run, tmp_path, capsys):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from conftest import run_cli, tiny_args
 from difflab import digits_quality as dq
-from difflab.cli import main
+from difflab.app.cli import main
 
 DIGITS_TINY = (
     "data.name=digits",

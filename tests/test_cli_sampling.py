@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from difflab.cli import main
+from difflab.app.cli import main
 
 
 def test_every_sampler_from_the_cli(tiny_run, tmp_path, capsys):
@@ -59,7 +59,9 @@ def test_bench_samplers(tiny_run, tmp_path, capsys):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["sampler", "K", "NFE", "wall_s", "energy/fl", "MMD/fl"]
+    assert lines[0].split() == [
+        "sampler", "K", "NFE", "wall_s", "energy/fl", "MMD/fl", "E[-log", "p]", "H(p)"
+    ]  # fmt: skip
     result = json.loads((tiny_run / "bench_samplers.json").read_text())
     rows = {(r["sampler"], r["steps"]): r for r in result["rows"]}
     assert set(rows) == {(s, k) for s in ("ddpm", "ddim", "heun", "dpmpp2m") for k in (5, 50)}
@@ -67,6 +69,8 @@ def test_bench_samplers(tiny_run, tmp_path, capsys):
     assert rows["ddpm", 50]["nfe"] == 50 and rows["dpmpp2m", 5]["nfe"] == 5
     for r in rows.values():
         assert r["energy_ratio"] > 0 and r["mmd_ratio"] > 0 and r["wall_s"] > 0
+        # the swiss roll's entropy is about 0.59 nats; a 30-step model's samples are blurrier
+        assert abs(r["true_entropy"] - 0.59) < 0.1 and r["neg_log_p"] > r["true_entropy"]
     assert (tiny_run / "plots" / "bench_samplers.png").stat().st_size > 1000
     # bad input: one line, exit 2
     for args, needle in [

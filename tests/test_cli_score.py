@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, tiny_args
-from difflab.cli import main
-from difflab.run import load_run
+from difflab.app.cli import main
+from difflab.app.run import load_run
 
 NCSN = ("loss.name=ncsn", "model.name=score_mlp", "sample.sampler=annealed_langevin")
 
@@ -103,7 +103,7 @@ def test_wrong_sampler_for_a_run_is_a_one_line_error(tiny_run, tmp_path):
     result = run_cli("sample", str(tiny_run), "--sampler", "langevin", "--quiet")
     assert result.returncode == 2
     assert result.stderr.startswith("difflab: error: sample.sampler = 'langevin'")
-    assert "'ddpm', 'ddim', 'euler', 'heun', 'dpmpp2m', 'pc'" in result.stderr
+    assert "'ddpm', 'ddim', 'euler', 'heun', 'dpmpp2m', 'dpmpp3m', 'pc'" in result.stderr
     assert result.stderr.count("\n") == 1
     run_dir = train(tmp_path, *NCSN)
     assert main(["sample", run_dir, "--sampler", "ddpm", "--quiet"]) == 2
@@ -113,7 +113,7 @@ def test_wrong_sampler_for_a_run_is_a_one_line_error(tiny_run, tmp_path):
 def test_shipped_ncsn_config_is_valid():
     from pathlib import Path
 
-    from difflab.config import load_config
+    from difflab.app.config_files import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "ncsn.toml")
     assert (cfg.loss.name, cfg.model.name, cfg.sample.sampler) == (

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from difflab.config import (
-    Config,
+from difflab.app.config import Config
+from difflab.app.config_files import (
     apply_overrides,
     config_from_dict,
     config_from_json,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from difflab.builders import build_dataset, build_image_split
-from difflab.cli import main
-from difflab.config import DataConfig
+from difflab.app.cli import main
+from difflab.app.config import DataConfig
+from difflab.app.datasets import build_dataset, build_image_split
 from difflab.data.files import DataError
 from difflab.data.images import (
     DIGITS_LEVELS,

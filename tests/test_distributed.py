@@ -11,7 +11,7 @@ import safetensors.torch
 import torch
 
 from conftest import SRC
-from difflab.cli import main
+from difflab.app.cli import main
 from difflab.models import MLP
 from difflab.training import checkpoint as ckpt
 from difflab.training.distributed import DistContext, ShardedForward, shard_slice

@@ -10,8 +10,8 @@ import safetensors.torch
 import torch
 
 from conftest import tiny_args
-from difflab.cli import main
-from difflab.doctor import diagnose, ema_mean_age
+from difflab.app.cli import main
+from difflab.app.doctor import diagnose, ema_mean_age
 from difflab.training import checkpoint as ckpt
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from conftest import run_cli, tiny_args
-from difflab.builders import build_objective, build_schedule
-from difflab.cli import main
-from difflab.config import load_config
+from difflab.app.build import build_objective, build_schedule
+from difflab.app.cli import main
+from difflab.app.config_files import load_config
+from difflab.denoiser import Denoiser
 from difflab.losses.sohl_dickstein import SohlDicksteinObjective, entropy_terms
 from difflab.losses.vlb import full_bound
 from difflab.models import MLP
@@ -89,14 +90,8 @@ def test_sohl_dickstein_bound_equals_the_full_bound_in_expectation():
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         bound = objective(model, x0.repeat(reps, 1), generator=gen).terms["bound_nats"]
-        full = full_bound(
-            model,
-            schedule,
-            x0.repeat(reps, 1),
-            prediction="mean",
-            variance="learned",
-            generator=gen,
-        ).total
+        denoiser = Denoiser(model, schedule, prediction="mean", variance="learned")
+        full = full_bound(denoiser, x0.repeat(reps, 1), generator=gen).total
     a, b = bound.reshape(reps, 8), full.reshape(reps, 8)
     se = ((a.var(0) + b.var(0)) / reps).sqrt()
     assert ((a.mean(0) - b.mean(0)).abs() < 5 * se + 1e-6).all()

@@ -16,50 +16,27 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from difflab.gaussian import gaussian_log_likelihood
-from difflab.likelihood import alpha_bar_at, ode_nll
-from difflab.losses.vlb import bits_per_dim, full_bound, prior_kl, sum_flat, vlb_term
+from difflab.denoiser import Denoiser
+from difflab.likelihood import ode_nll
+from difflab.losses.vlb import bits_per_dim, full_bound, prior_kl, vlb_term
 from difflab.schedules import NoiseSchedule
+from oracles import GaussianOracle, gaussian_data, gaussian_nll
 
 MU, S2 = 0.3, 0.25
 
 
-class GaussianOracle(nn.Module):
-    """The optimal eps-network (and log-variance, if ``learned``) for data N(MU, S2 I)."""
-
-    def __init__(self, schedule: NoiseSchedule, *, learned: bool = False) -> None:
-        super().__init__()
-        self.schedule, self.learned = schedule, learned
-        self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))  # so it has a dtype
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        sch = self.schedule
-        if t.dtype == torch.long:
-            abar = sch.alphas_cumprod.double()[t].reshape(-1, 1)
-        else:
-            abar = torch.tensor([[alpha_bar_at(sch, float(t[0]))]], dtype=torch.float64)
-        sig2 = 1.0 - abar
-        eps = sig2.sqrt() / (abar * S2 + sig2) * (x - abar.sqrt() * MU)
-        if not self.learned:
-            return eps
-        abar_prev = sch.alphas_cumprod_prev.double()[t].reshape(-1, 1)
-        alpha, beta = sch.alphas.double()[t].reshape(-1, 1), sch.betas.double()[t].reshape(-1, 1)
-        v_prev = abar_prev * S2 + 1.0 - abar_prev
-        var = v_prev - alpha * v_prev**2 / (alpha * v_prev + beta)
-        return torch.cat([eps, var.log().expand_as(x)], dim=1)
+def _oracle(schedule: NoiseSchedule, *, learned: bool = False, **kw) -> GaussianOracle:
+    """The optimal network for data N(MU, S2 I): eps (and the optimal log-variance)."""
+    return GaussianOracle(schedule, MU, S2, variance_half="optimal" if learned else None, **kw)
 
 
 def _data(n: int, D: int = 2, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return MU + math.sqrt(S2) * torch.randn(n, D, generator=g, dtype=torch.float64)
+    return gaussian_data(n, MU, S2, dim=D, seed=seed)
 
 
 def _true_nll(x0: torch.Tensor) -> torch.Tensor:
-    return -sum_flat(
-        gaussian_log_likelihood(x0, torch.full_like(x0, MU), torch.tensor(math.log(S2)))
-    )
+    return gaussian_nll(x0, MU, S2)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +64,7 @@ def _expected_terms(model, schedule, x0, variance):
 
 def test_bound_of_optimal_model_is_the_exact_nll(schedule):
     x0 = _data(40)
-    model = GaussianOracle(schedule, learned=True)
+    model = _oracle(schedule, learned=True)
     with torch.no_grad():
         expected = prior_kl(schedule, x0) + _expected_terms(model, schedule, x0, "learned").sum(1)
     assert float((expected - _true_nll(x0)).abs().max()) < 1e-3 * x0.shape[1]
@@ -96,10 +73,8 @@ def test_bound_of_optimal_model_is_the_exact_nll(schedule):
 def test_full_bound_monte_carlo_matches_its_expectation():
     schedule = NoiseSchedule.from_name("cosine", 200)
     x0 = _data(400, seed=3)
-    model = GaussianOracle(schedule, learned=True)
-    bound = full_bound(
-        model, schedule, x0, variance="learned", generator=torch.Generator().manual_seed(1)
-    )
+    denoiser = Denoiser(_oracle(schedule, learned=True), schedule, variance="learned")
+    bound = full_bound(denoiser, x0, generator=torch.Generator().manual_seed(1))
     assert bound.terms.shape == (400, 200) and bound.prior.shape == (400,)
     torch.testing.assert_close(bound.total, bound.prior + bound.terms.sum(1))
     gap = bound.total - _true_nll(x0)  # per example E[gap] = 0 (previous test)
@@ -112,7 +87,7 @@ def test_bound_with_a_fixed_variance_is_looser():
     bound strictly above the NLL (the gap is the KL between the two variances, summed over t)."""
     schedule = NoiseSchedule.from_name("cosine", 200)
     x0 = _data(300)
-    bound = full_bound(GaussianOracle(schedule), schedule, x0, variance="small")
+    bound = full_bound(Denoiser(_oracle(schedule), schedule, variance="small"), x0)
     assert float((bound.total - _true_nll(x0)).mean()) > 0.01
 
 
@@ -127,17 +102,47 @@ def test_prior_term_closed_form(schedule):
 def test_ode_nll_of_optimal_model_is_the_exact_nll(schedule, D):
     """D = 2: exact divergence; D = 12: Hutchinson's estimator, unbiased, so the mean matches."""
     x0 = _data(200 if D == 2 else 400, D=D)
-    out = ode_nll(
-        GaussianOracle(schedule),
-        schedule,
-        x0,
-        rtol=1e-6,
-        atol=1e-6,
-        generator=torch.Generator().manual_seed(2),
-    )
+    denoiser = Denoiser(_oracle(schedule), schedule, continuous_time=True)
+    out = ode_nll(denoiser, x0, rtol=1e-6, atol=1e-6, generator=torch.Generator().manual_seed(2))
     diff = out.nll - _true_nll(x0)
     if D == 2:
         assert float(diff.abs().max()) < 1e-3 * D
     else:
         assert abs(float(diff.mean())) < 1e-3 * D + 3 * float(diff.std()) / math.sqrt(len(diff))
     assert out.nfe > 10
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("continuous_time", [True, False])
+def test_ode_nll_is_exact_for_every_prediction_and_the_integer_step_path(
+    schedule, prediction, continuous_time
+):
+    """The optimal model as an eps-, x0- or v-network gives the exact NLL, whether the network
+    takes fractional steps or the Denoiser interpolates eps_hat between integer steps.
+
+    Tolerance: with continuous time the ODE is exact up to the solver (rtol 1e-6) and the start
+    at the first noise level (< 1e-4 nats here). The integer-step path interpolates eps_hat
+    linearly in the step index between exact values; eps* is smooth in u = -log abar, so its
+    error is O(du^2 |d^2 eps / du^2|) per step, which T = 1000 cosine steps keep far below the
+    1e-3 nats per dimension of the other error terms.
+    """
+    x0 = _data(100)
+    net = _oracle(schedule, prediction=prediction)
+    denoiser = Denoiser(net, schedule, prediction=prediction, continuous_time=continuous_time)
+    out = ode_nll(denoiser, x0, rtol=1e-6, atol=1e-6)
+    diff = out.nll - _true_nll(x0)
+    assert float(diff.abs().max()) < 1e-3 * x0.shape[1], float(diff.abs().max())
+    # the integer-step path never hands the network a fractional step
+    assert net.time_dtypes == ({torch.long, torch.float64} if continuous_time else {torch.long})
+
+
+def test_ode_nll_of_the_2015_model_starts_at_its_first_trained_step(schedule):
+    """A mean-predicting (2015) model is never asked at t = 1 (its fixed step; the oracle
+    returns zeros there, as an untrained network would): the drift there uses its estimate
+    from t = 2, so the optimal mean-model still gives the exact NLL up to that extrapolation
+    over the first step (1 - abar_1 = 4e-5 here) and the interpolation (see above)."""
+    x0 = _data(100)
+    net = _oracle(schedule, prediction="mean", untrained_below=1)
+    out = ode_nll(Denoiser(net, schedule, prediction="mean"), x0, rtol=1e-6, atol=1e-6)
+    assert float((out.nll - _true_nll(x0)).abs().max()) < 1e-3 * x0.shape[1]
+    assert net.time_dtypes == {torch.long}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from difflab.builders import build_model
-from difflab.config import ModelConfig
+from difflab.app.build import build_model
+from difflab.app.config import Config, DataConfig, ModelConfig, ScheduleConfig
 from difflab.models.unet import UNet, norm_groups
 
 
@@ -52,13 +52,17 @@ def test_norm_groups_divide_channels():
 
 
 def test_build_model_from_config_with_learned_variance():
-    cfg = ModelConfig(name="unet", channels=8, channel_mult=(1, 2), variance="learned_range")
-    net = build_model(cfg, (3, 8, 8), T=100)
+    model = ModelConfig(name="unet", channels=8, channel_mult=(1, 2), variance="learned_range")
+    cfg = Config(data=DataConfig(name="digits"), model=model, schedule=ScheduleConfig(T=100))
+    net = build_model(cfg, (3, 8, 8))
     assert net(torch.randn(2, 3, 8, 8), torch.tensor([0, 99])).shape == (2, 6, 8, 8)
     with pytest.raises(ValueError, match="takes images"):
-        build_model(cfg, (2,), T=100)
-    with pytest.raises(ValueError, match="model.name = 'unet'"):
-        build_model(ModelConfig(), (1, 8, 8), T=100)
+        build_model(cfg, (2,))
+    # the config itself refuses a vector network on images, and the other way round
+    with pytest.raises(ValueError, match="model.name = 'mlp' takes vector data"):
+        Config(data=DataConfig(name="digits"))
+    with pytest.raises(ValueError, match="model.name = 'unet' takes image data"):
+        Config(model=model)
 
 
 @pytest.mark.parametrize(

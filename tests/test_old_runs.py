@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from difflab.cli import main
-from difflab.run import load_run
+from difflab.app.cli import main
+from difflab.app.run import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED = FIXTURES / "expected_b9ffbd5"
@@ -67,7 +67,7 @@ def test_old_vector_run_evaluates_as_before(tmp_path, capsys):
 
 
 def test_old_image_run_evaluates_as_before(tmp_path, capsys):
-    from difflab.experiment import evaluate_image_run
+    from difflab.app.evaluate_images import evaluate_image_run
 
     run_dir = _copy("digits_b9ffbd5", tmp_path)
 

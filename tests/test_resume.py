@@ -17,7 +17,7 @@ import safetensors.torch
 import torch
 
 from conftest import SRC
-from difflab.cli import main
+from difflab.app.cli import main
 from difflab.training import checkpoint as ckpt
 from difflab.training.trainer import read_metrics
 

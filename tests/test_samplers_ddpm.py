@@ -21,14 +21,16 @@ Two kinds of tolerance follow:
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
-from torch import nn
 
-from difflab.samplers import ChainResult, ddpm_sample, ddpm_step, run_chain
+from difflab.denoiser import Denoiser
+from difflab.samplers import ChainResult, ddpm_sample, ddpm_step, run_chain, timestep_grid
 from difflab.schedules import NoiseSchedule
+from oracles import GaussianOracle, ZeroNet
 
 MU = torch.tensor([1.5, -1.0], dtype=torch.float64)
 S = torch.tensor([0.5, 1.0], dtype=torch.float64)
@@ -42,59 +44,84 @@ def _schedule(T: int) -> NoiseSchedule:
     return NoiseSchedule.from_name("linear", T, beta_start=0.1 / T, beta_end=20.0 / T)
 
 
-class GaussianEps(nn.Module):
-    """The analytic optimal eps-model for x0 ~ N(MU, diag(S^2)) (see the module docstring)."""
-
-    def __init__(self, schedule: NoiseSchedule) -> None:
-        super().__init__()
-        self.abar = schedule.alphas_cumprod.double()
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        abar = self.abar[t][:, None]
-        a, b = abar.sqrt(), (1 - abar).sqrt()
-        return (b * (x_t - a * MU) / (a**2 * S**2 + b**2)).to(x_t.dtype)
+def _denoiser(sch: NoiseSchedule, variance: str = "small", net=None) -> Denoiser:
+    half = "zeros" if variance.startswith("learned") else None
+    net = net or GaussianOracle(sch, MU, S**2, variance_half=half)
+    return Denoiser(net, sch, variance=variance)
 
 
-class Zeros(nn.Module):
-    def __init__(self, log_var: float | None = None) -> None:
-        super().__init__()
-        self.log_var = log_var
-
-    def forward(self, x_t, t):
-        out = torch.zeros_like(x_t)
-        if self.log_var is None:
-            return out
-        return torch.cat([out, torch.full_like(x_t, self.log_var)], dim=1)
-
-
-def _exact_law(schedule: NoiseSchedule, variance: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance (per dim) of DDPM's output with GaussianEps, from x_T ~ N(0, I)."""
-    d = {k: v.double() for k, v in schedule.named_buffers()}
+def _exact_law(
+    schedule: NoiseSchedule, variance: str, grid: list[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance (per dim) of DDPM's output with the Gaussian oracle from x_T ~ N(0, I)
+    along ``grid`` (paper times; default all T), written out from alpha_bar alone: the step
+    tau -> p has beta = 1 - abar_tau / abar_p, posterior mean coefficients sqrt(abar_p) beta /
+    (1 - abar_tau) (of x_0) and sqrt(abar_tau / abar_p) (1 - abar_p) / (1 - abar_tau) (of x_t),
+    and variance beta (1 - abar_p) / (1 - abar_tau) ("small"; clipped at p = 0, where no noise
+    is added anyway), beta ("large"), or their geometric mean ("learned_range" with a zero
+    output, the middle of the range)."""
+    T = schedule.T
+    grid = grid or list(range(T, -1, -1))
+    abar = torch.cat([torch.ones(1, dtype=torch.float64), schedule.alphas_cumprod.double()])
     m, v = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
-    for t in range(schedule.T - 1, -1, -1):
-        a, b = d["alphas_cumprod"][t].sqrt(), (1 - d["alphas_cumprod"][t]).sqrt()
+    for tau, p in itertools.pairwise(grid):
+        a, b = abar[tau].sqrt(), (1 - abar[tau]).sqrt()
         k = b / (a**2 * S**2 + b**2)  # eps* = k (x - a MU)
         # x0_hat = (x - b eps*) / a = A0 x + B0; mean = c1 x0_hat + c2 x = A x + B
         A0, B0 = (1 - b * k) / a, b * k * MU
-        c1, c2 = d["posterior_mean_coef1"][t], d["posterior_mean_coef2"][t]
+        beta = 1 - abar[tau] / abar[p]
+        c1 = abar[p].sqrt() * beta / (1 - abar[tau])
+        c2 = (abar[tau] / abar[p]).sqrt() * (1 - abar[p]) / (1 - abar[tau])
+        small, large = beta * (1 - abar[p]) / (1 - abar[tau]), beta
+        var = {"small": small, "large": large, "learned_range": (small * large).sqrt()}[variance]
         A, B = c1 * A0 + c2, c1 * B0
-        log_var = d["posterior_log_variance_clipped" if variance == "small" else "log_betas"][t]
-        m, v = A * m + B, A**2 * v + (log_var.exp() if t > 0 else 0.0)
+        m, v = A * m + B, A**2 * v + (var if p > 0 else 0.0)
     return m, v
 
 
-@pytest.mark.parametrize("variance", ["small", "large"])
+def _check_law(x: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> None:
+    """Samples against an exact law: 5 Monte Carlo standard errors each."""
+    n = x.shape[0]
+    assert ((x.mean(0) - m).abs() <= 5 * (v / n).sqrt()).all(), (x.mean(0), m)
+    assert ((x.var(0) - v).abs() <= 5 * v * math.sqrt(2 / n)).all(), (x.var(0), v)
+
+
+@pytest.mark.parametrize("variance", ["small", "large", "learned_range"])
 def test_gaussian_data_matches_exact_law(variance):
     T, n = 200, 20_000
     sch = _schedule(T)
     g = torch.Generator().manual_seed(0)
     x_T = torch.randn(n, 2, generator=g, dtype=torch.float64)
-    res = ddpm_sample(GaussianEps(sch), sch, (n, 2), variance=variance, x_T=x_T, generator=g)
-    m, v = _exact_law(sch, variance)
-    x = res.x
+    res = ddpm_sample(_denoiser(sch, variance), (n, 2), x_T=x_T, generator=g)
     assert res.nfe == T
-    assert ((x.mean(0) - m).abs() <= 5 * (v / n).sqrt()).all(), (x.mean(0), m)
-    assert ((x.var(0) - v).abs() <= 5 * v * math.sqrt(2 / n)).all(), (x.var(0), v)
+    _check_law(res.x, *_exact_law(sch, variance))
+
+
+@pytest.mark.parametrize("variance", ["small", "large", "learned_range"])
+@pytest.mark.parametrize("spacing", ["linspace", "quadratic"])
+def test_respaced_ddpm_matches_the_exact_law_of_its_sub_grid(variance, spacing):
+    """Respaced ancestral sampling (K = 20 of T = 200) has exactly the law of the shorter
+    forward process's reverse chain, for every variance type; and with "large" it still
+    reaches the data's moments (the recursion's bias at K = 20: checked against it)."""
+    sch, n = _schedule(200), 20_000
+    grid = timestep_grid(200, 20, spacing)
+    g = torch.Generator().manual_seed(4)
+    x_T = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    res = ddpm_sample(_denoiser(sch, variance), (n, 2), grid=grid, x_T=x_T, generator=g)
+    assert res.nfe == 20
+    m, v = _exact_law(sch, variance, grid)
+    _check_law(res.x, m, v)
+    # the law differs from the full chain's: a 20-step sub-grid is a different model
+    if variance == "small":
+        assert ((v - _exact_law(sch, variance)[1]).abs() > 1e-3).any()
+
+
+def test_learned_variance_cannot_be_respaced():
+    sch = _schedule(20)
+    denoiser = _denoiser(sch, "learned", net=ZeroNet(2))
+    with pytest.raises(ValueError, match="cannot be respaced"):
+        ddpm_sample(denoiser, (4, 2), grid=timestep_grid(20, 5))
+    assert torch.isfinite(ddpm_sample(denoiser, (4, 2)).x).all()  # all T steps: fine
 
 
 def test_gaussian_data_reproduces_target_moments():
@@ -107,7 +134,7 @@ def test_gaussian_data_reproduces_target_moments():
     torch.testing.assert_close(v, S**2, rtol=0.03, atol=0)
     g = torch.Generator().manual_seed(1)
     x_T = torch.randn(n, 2, generator=g, dtype=torch.float64)
-    x = ddpm_sample(GaussianEps(sch), sch, (n, 2), variance="large", x_T=x_T, generator=g).x
+    x = ddpm_sample(_denoiser(sch, "large"), (n, 2), x_T=x_T, generator=g).x
     # bias + 5 Monte Carlo standard errors
     assert ((x.mean(0) - MU).abs() <= 1e-4 + 5 * S / math.sqrt(n)).all(), x.mean(0)
     rel = (x.var(0) / S**2 - 1).abs()
@@ -130,28 +157,26 @@ def test_small_variance_is_close_with_many_steps():
 @pytest.mark.parametrize("shape", [(3, 2), (3, 2, 4, 4)])
 def test_last_step_adds_no_noise(shape):
     sch = _schedule(20)
-    model = Zeros(log_var=20.0)  # learned variance e^20: any noise would be obvious
+    denoiser = Denoiser(ZeroNet(log_var=20.0), sch, variance="learned")  # any noise: obvious
     x1 = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    kw = {"variance": "learned"}
-    a = ddpm_step(model, sch, x1, 0, generator=torch.Generator().manual_seed(1), **kw)
-    b = ddpm_step(model, sch, x1, 0, generator=torch.Generator().manual_seed(2), **kw)
+    a = ddpm_step(denoiser, x1, 1, 0, generator=torch.Generator().manual_seed(1))
+    b = ddpm_step(denoiser, x1, 1, 0, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
-    c = ddpm_step(model, sch, x1, 1, generator=torch.Generator().manual_seed(1), **kw)
-    d = ddpm_step(model, sch, x1, 1, generator=torch.Generator().manual_seed(2), **kw)
-    assert (c - d).abs().max() > 100  # sigma = e^10 at t = 1
+    c = ddpm_step(denoiser, x1, 2, 1, generator=torch.Generator().manual_seed(1))
+    d = ddpm_step(denoiser, x1, 2, 1, generator=torch.Generator().manual_seed(2))
+    assert (c - d).abs().max() > 100  # sigma = e^10 at t = 2
     # explicit noise is used as given
     z = torch.ones(shape)
-    e = ddpm_step(Zeros(), sch, x1, 3, noise=z)
-    f = ddpm_step(Zeros(), sch, x1, 3, noise=z)
-    assert torch.equal(e, f)
+    zeros = Denoiser(ZeroNet(), sch)
+    assert torch.equal(ddpm_step(zeros, x1, 4, 3, noise=z), ddpm_step(zeros, x1, 4, 3, noise=z))
 
 
 @pytest.mark.parametrize("shape", [(4, 2), (4, 3, 4, 4)])
 def test_shapes_record_and_reproducibility(shape):
     T = 10
-    sch = _schedule(T)
+    denoiser = Denoiser(ZeroNet(), _schedule(T))
     run = lambda seed: ddpm_sample(  # noqa: E731
-        Zeros(), sch, shape, generator=torch.Generator().manual_seed(seed), record=[T, 5, 0]
+        denoiser, shape, generator=torch.Generator().manual_seed(seed), record=[T, 5, 0]
     )
     a, b, c = run(0), run(0), run(1)
     assert isinstance(a, ChainResult)
@@ -164,12 +189,14 @@ def test_shapes_record_and_reproducibility(shape):
     assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
 
 
-def test_x_T_is_the_start():
+def test_x_T_is_the_start_and_record_may_pick_labels():
     T = 5
-    sch = _schedule(T)
+    denoiser = Denoiser(ZeroNet(), _schedule(T))
     x_T = torch.randn(3, 2, generator=torch.Generator().manual_seed(3))
-    res = ddpm_sample(Zeros(), sch, (3, 2), x_T=x_T, record=[T], generator=torch.Generator())
+    res = ddpm_sample(denoiser, (3, 2), x_T=x_T, record=[T], generator=torch.Generator())
     assert torch.equal(res.trajectory[T], x_T)
+    picked = ddpm_sample(denoiser, (3, 2), record=lambda labels: labels[::2])
+    assert list(picked.trajectory) == [5, 3, 1]
 
 
 # ---------------------------------------------------------------- run_chain

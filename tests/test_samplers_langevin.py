@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
-from difflab.samplers import ddpm_sample
+from difflab.denoiser import Denoiser
+from difflab.samplers import ScoreLadder, ddpm_sample, timestep_grid
 from difflab.samplers.langevin import (
     annealed_langevin_sample,
     langevin_sample,
@@ -16,7 +16,8 @@ from difflab.samplers.langevin import (
     langevin_step_sizes,
     pc_sample,
 )
-from difflab.schedules import NoiseSchedule, extract
+from difflab.schedules import NoiseSchedule
+from oracles import GaussianOracle
 
 MU = torch.tensor([1.0, -1.0], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.5], [0.5, 0.8]], dtype=torch.float64)
@@ -36,7 +37,8 @@ def test_langevin_reaches_the_target_mean_and_covariance():
     result = langevin_sample(
         gaussian_score,
         (n, 2),
-        step_sizes=[eps] * 600,
+        steps=600,
+        step_size=eps,
         generator=torch.Generator().manual_seed(0),
         init_std=1.0,
         x_init=torch.randn(n, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64),
@@ -74,7 +76,8 @@ def test_step_size_schedule_and_trajectory_labels():
     result = langevin_sample(
         gaussian_score,
         (5, 2),
-        step_sizes=[0.01] * 4,
+        steps=4,
+        step_size=0.01,
         x_init=torch.zeros(5, 2, dtype=torch.float64),
         record=[4, 2, 0],
         generator=torch.Generator().manual_seed(0),
@@ -107,8 +110,7 @@ def test_annealed_langevin_covers_both_modes_in_proportion():
     sigmas = torch.logspace(math.log10(6.0), math.log10(0.05), 12).tolist()
     n = 4000
     result = annealed_langevin_sample(
-        score,
-        sigmas,
+        ScoreLadder(score, tuple(sigmas)),
         (n, 2),
         n_steps_each=60,
         step_size=0.2 * 0.05**2,
@@ -129,51 +131,59 @@ def test_annealed_langevin_covers_both_modes_in_proportion():
 def test_annealed_langevin_rejects_bad_ladders():
     score = mixture_score([1.0], [[0.0, 0.0]], 1.0)
     with pytest.raises(ValueError, match="decreasing"):
-        annealed_langevin_sample(score, [0.1, 1.0], (2, 2), n_steps_each=1, step_size=1e-3)
+        annealed_langevin_sample(
+            ScoreLadder(score, (0.1, 1.0)), (2, 2), n_steps_each=1, step_size=1e-3
+        )
     with pytest.raises(ValueError, match="step_size > 0"):
-        annealed_langevin_sample(score, [1.0, 0.1], (2, 2), n_steps_each=1, step_size=0.0)
+        annealed_langevin_sample(
+            ScoreLadder(score, (1.0, 0.1)), (2, 2), n_steps_each=1, step_size=0.0
+        )
 
 
-class GaussianEps(nn.Module):
-    """The optimal noise predictor for data N(mu, c I): E[eps | x_t] =
-    sqrt(1 - abar) (x_t - sqrt(abar) mu) / (abar c + 1 - abar)."""
-
-    def __init__(self, schedule: NoiseSchedule, mu: torch.Tensor, c: float) -> None:
-        super().__init__()
-        self.schedule, self.mu, self.c = schedule, mu, c
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        abar = extract(self.schedule.alphas_cumprod, t, x)
-        return (1 - abar).sqrt() * (x - abar.sqrt() * self.mu) / (abar * self.c + 1 - abar)
+def _gaussian(
+    schedule: NoiseSchedule, mu: torch.Tensor, c: float, variance: str = "small"
+) -> Denoiser:
+    """The optimal denoiser for data N(mu, c I)."""
+    return Denoiser(GaussianOracle(schedule, mu.tolist(), c), schedule, variance=variance)
 
 
-@pytest.mark.parametrize(("snr", "corrector_steps"), [(0.16, 1), (0.3, 3)])
-def test_pc_with_the_exact_score_reaches_the_data_moments(snr, corrector_steps):
+@pytest.mark.parametrize(
+    ("snr", "corrector_steps", "steps", "variance"),
+    [(0.16, 1, None, "small"), (0.3, 3, None, "small"), (0.16, 1, 25, "large")],
+)
+def test_pc_with_the_exact_score_reaches_the_data_moments(snr, corrector_steps, steps, variance):
     """PC with the exact eps of Gaussian data N(mu, 0.3 I) gives samples with that mean and
-    variance (within 5 standard errors plus 0.02 for the T = 100 discretization)."""
+    variance (within 5 standard errors plus 0.02 for the T = 100 discretization), on the full
+    chain and on a 25-step sub-grid (the respaced predictor, with the "large" variance: the
+    "small" one underestimates the reverse variance on coarse grids)."""
     schedule = NoiseSchedule.from_name("linear", 100, beta_start=1e-3, beta_end=0.2)
     mu = torch.tensor([0.8, -0.4])
-    model = GaussianEps(schedule, mu, 0.3)
     n = 4000
+    grid = timestep_grid(100, steps) if steps else None
     result = pc_sample(
-        model,
-        schedule,
+        _gaussian(schedule, mu, 0.3, variance),
         (n, 2),
+        grid=grid,
         snr=snr,
         corrector_steps=corrector_steps,
         generator=torch.Generator().manual_seed(0),
     )
     x = result.x
-    assert result.nfe == 100 * (corrector_steps + 1)
+    assert result.nfe == (steps or 100) * (corrector_steps + 1)
     assert ((x.mean(0) - mu).abs() < 5 * math.sqrt(0.3 / n) + 0.02).all()
     assert ((x.var(0) - 0.3).abs() < 5 * 0.3 * math.sqrt(2 / n) + 0.02).all()
 
 
 def test_pc_without_corrector_is_ancestral_sampling():
     schedule = NoiseSchedule.from_name("linear", 20, beta_start=1e-3, beta_end=0.3)
-    model = GaussianEps(schedule, torch.tensor([0.5, 0.5]), 0.5)
-    pc = pc_sample(
-        model, schedule, (50, 2), corrector_steps=0, generator=torch.Generator().manual_seed(3)
-    )
-    ddpm = ddpm_sample(model, schedule, (50, 2), generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(pc.x, ddpm.x)
+    denoiser = _gaussian(schedule, torch.tensor([0.5, 0.5]), 0.5)
+    for grid in (None, timestep_grid(20, 5)):
+        pc = pc_sample(
+            denoiser,
+            (50, 2),
+            grid=grid,
+            corrector_steps=0,
+            generator=torch.Generator().manual_seed(3),
+        )
+        ddpm = ddpm_sample(denoiser, (50, 2), grid=grid, generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(pc.x, ddpm.x)

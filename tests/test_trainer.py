@@ -9,9 +9,11 @@ import signal
 import pytest
 import torch
 
-from difflab.builders import build_dataset, build_model, build_objective, build_schedule
-from difflab.cli import main
-from difflab.config import Config, config_from_dict
+from difflab.app.build import build_model, build_objective, build_schedule
+from difflab.app.cli import main
+from difflab.app.config import Config
+from difflab.app.config_files import config_from_dict
+from difflab.app.datasets import build_dataset
 from difflab.losses.base import LossOutput
 from difflab.training import checkpoint as ckpt
 from difflab.training.trainer import NonFiniteError, Trainer
@@ -43,7 +45,7 @@ def _trainer(cfg: Config, bad, run_dir=None) -> Trainer:
     torch.manual_seed(0)
     data = build_dataset(cfg.data)
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg.model, data.shape, T=schedule.T)
+    model = build_model(cfg, data.shape)
     objective = NaNOn(build_objective(cfg, schedule), bad)
     return Trainer(model, objective, data, cfg.train, run_dir=run_dir, progress=False)
 
@@ -77,7 +79,7 @@ def test_too_many_nonfinite_steps_stop_keeping_the_last_good_checkpoint(tmp_path
 
 
 def test_nonfinite_stop_through_the_cli(tmp_path, monkeypatch, capsys):
-    import difflab.experiment as experiment
+    import difflab.app.train as experiment
 
     real = experiment.build_objective
     monkeypatch.setattr(

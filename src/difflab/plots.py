@@ -29,6 +29,13 @@ def panel_times(T: int, n: int = 10) -> list[int]:
     return sorted({round(v) for v in np.linspace(0, T, n)})
 
 
+def panel_labels(labels: Sequence[int], n: int = 10) -> list[int]:
+    """``n`` of a chain's labels, evenly spaced along the chain, including its first and last
+    (a ``record`` for the samplers: ``run_chain`` passes it the chain's labels)."""
+    picks = {round(i) for i in np.linspace(0, len(labels) - 1, min(n, len(labels)))}
+    return [labels[i] for i in sorted(picks)]
+
+
 def _limits(
     points: np.ndarray, pad: float = 0.1
 ) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -239,25 +246,33 @@ def plot_bound_terms(terms: np.ndarray, path: Path) -> Path:
 
 def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
     """Energy-distance and MMD ratios to their noise floors against network evaluations, one
-    line per sampler (rows as written by ``sampler_bench.bench_samplers``)."""
-    metrics = (
-        ("energy_ratio", "energy distance / noise floor"),
-        ("mmd_ratio", "MMD / noise floor"),
-    )
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    line per sampler (rows as written by ``app/bench.py``), and, where the rows have it, the
+    samples' mean exact -log p(x) minus the true entropy H(p) (0: as sharp as the data)."""
+    metrics = [
+        ("energy_ratio", "energy distance / noise floor", "log"),
+        ("mmd_ratio", "MMD / noise floor", "log"),
+    ]
+    if any("neg_log_p_excess" in r for r in rows):
+        metrics.append(("neg_log_p_excess", "E_q[-log p] - H(p)  (nats)", "symlog"))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4))
     samplers = list(dict.fromkeys(str(r["sampler"]) for r in rows))
-    for ax, (key, label) in zip(axes, metrics):
+    for ax, (key, label, scale) in zip(axes, metrics):
         for name in samplers:
-            pts = sorted((r["nfe"], r[key]) for r in rows if r["sampler"] == name)
-            ax.plot(*zip(*pts), marker="o", lw=1.2, label=name)
-        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+            pts = sorted(
+                (r["nfe"], r[key])
+                for r in rows
+                if r["sampler"] == name and key in r and np.isfinite(float(r[key]))  # type: ignore[arg-type]
+            )
+            if pts:
+                ax.plot(*zip(*pts), marker="o", lw=1.2, label=name)
+        ax.axhline(1.0 if scale == "log" else 0.0, color="k", lw=0.8, ls="--")
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_yscale(scale, **({"linthresh": 0.05} if scale == "symlog" else {}))
         ax.set_xlabel("network evaluations")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend()
-    fig.suptitle("sample quality against cost (1 = indistinguishable from data)")
+    fig.suptitle("sample quality against cost (1 / 0 = indistinguishable from data)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

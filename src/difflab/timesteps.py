@@ -154,6 +154,15 @@ class TimestepSampler:
         self.counts = state["counts"].to(torch.long).clone()
 
 
+def as_timestep_sampler(timesteps: TimestepSampler | TimestepSampling | str, T: int):
+    """``timesteps`` itself, or a new :class:`TimestepSampler` over T steps of that method."""
+    if isinstance(timesteps, TimestepSampler):
+        if timesteps.T != T:
+            raise ValueError(f"the timestep sampler draws from {timesteps.T} steps, not {T}")
+        return timesteps
+    return TimestepSampler(T, timesteps)
+
+
 def gather_shards(values: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """A (B,) tensor whose rows are valid only in this rank's contiguous shard, made whole by
     an all-gather of every rank's shard (needs an initialised process group)."""

@@ -19,7 +19,7 @@ from difflab.losses.vlb import bits_per_dim, vlb_term_from_reverse
 from difflab.parameterization import Prediction, target_for
 from difflab.reverse import Variance, p_mean_variance_from_output, split_output
 from difflab.schedules import NoiseSchedule
-from difflab.timesteps import TimestepSampler
+from difflab.timesteps import TimestepSampler, TimestepSampling, as_timestep_sampler
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
@@ -52,13 +52,13 @@ class SimpleObjective:
     def __init__(
         self,
         schedule: NoiseSchedule,
-        timesteps: TimestepSampler,
+        timesteps: TimestepSampler | TimestepSampling | str = TimestepSampling.UNIFORM,
         *,
         prediction: Prediction | str = Prediction.EPS,
         variance: Variance | str = Variance.SMALL,
     ) -> None:
         self.schedule = schedule
-        self.timesteps = timesteps
+        self.timesteps = as_timestep_sampler(timesteps, schedule.T)
         self.prediction = parse_enum(Prediction, prediction, "prediction")
         self.variance = parse_enum(Variance, variance, "variance")
 
@@ -89,7 +89,7 @@ class HybridObjective(SimpleObjective):
     def __init__(
         self,
         schedule: NoiseSchedule,
-        timesteps: TimestepSampler,
+        timesteps: TimestepSampler | TimestepSampling | str = TimestepSampling.UNIFORM,
         *,
         prediction: Prediction | str = Prediction.EPS,
         variance: Variance | str = Variance.LEARNED_RANGE,

@@ -33,7 +33,7 @@ from difflab.losses.vlb import sum_flat, vlb_term
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
 from difflab.schedules import NoiseSchedule
-from difflab.timesteps import TimestepSampler
+from difflab.timesteps import TimestepSampler, TimestepSampling, as_timestep_sampler
 
 
 def entropy_terms(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
@@ -62,7 +62,7 @@ class SohlDicksteinObjective:
     def __init__(
         self,
         schedule: NoiseSchedule,
-        timesteps: TimestepSampler,
+        timesteps: TimestepSampler | TimestepSampling | str = TimestepSampling.UNIFORM,
         *,
         prediction: Prediction | str = Prediction.MEAN,
         variance: Variance | str = Variance.LEARNED,
@@ -74,10 +74,8 @@ class SohlDicksteinObjective:
             )
         if schedule.T < 2:
             raise ValueError("loss.name = 'sohl_dickstein' needs schedule.T >= 2")
-        if timesteps.T != schedule.T - 1:
-            raise ValueError("the 2015 bound draws t from the T - 1 learned steps")
         self.schedule = schedule
-        self.timesteps = timesteps
+        self.timesteps = as_timestep_sampler(timesteps, schedule.T - 1)  # the learned steps
         self.variance = Variance(variance)
 
     def __call__(

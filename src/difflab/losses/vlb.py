@@ -20,13 +20,15 @@ import torch
 from torch import nn
 
 from difflab.choices import parse_enum
+from difflab.denoiser import Denoiser
 from difflab.forward import q_mean_variance, q_posterior, q_sample
 from difflab.gaussian import discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl
 from difflab.losses.base import LossOutput
+from difflab.noise import DiscreteProcess
 from difflab.parameterization import Prediction
 from difflab.reverse import ReverseStep, Variance, p_mean_variance
 from difflab.schedules import NoiseSchedule, full_timesteps
-from difflab.timesteps import TimestepSampler
+from difflab.timesteps import TimestepSampler, TimestepSampling, as_timestep_sampler
 
 
 def sum_flat(x: torch.Tensor) -> torch.Tensor:
@@ -96,32 +98,45 @@ class BoundTerms(NamedTuple):
     total: torch.Tensor
 
 
+def bound_term_at(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    t: int,
+    *,
+    levels: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw x_t ~ q(x_t | x_0) and return the bound's term at step index t in {0..T-1} per
+    example (B,), with the model's p(x_{t-1} | x_t) from the Denoiser (paper time t + 1)."""
+    schedule = _discrete_schedule(denoiser)
+    t_batch = full_timesteps(t, x0.shape[0], x0.device)  # stride 0: embedded once
+    x_t = q_sample(schedule, x0, t_batch, generator=generator)
+    p = denoiser.reverse_step(x_t, t + 1, t)
+    return vlb_term_from_reverse(schedule, x0, x_t, t_batch, p, levels=levels)
+
+
+def _discrete_schedule(denoiser: Denoiser) -> NoiseSchedule:
+    process = denoiser.process
+    if not isinstance(process, DiscreteProcess):
+        raise ValueError("the variational bound is computed for discrete-time diffusions only")
+    return process.schedule
+
+
 @torch.no_grad()
 def full_bound(
-    model: nn.Module,
-    schedule: NoiseSchedule,
+    denoiser: Denoiser,
     x0: torch.Tensor,
     *,
-    prediction: Prediction | str = Prediction.EPS,
-    variance: Variance | str = Variance.SMALL,
     levels: int | None = None,
     generator: torch.Generator | None = None,
 ) -> BoundTerms:
-    """Every term of the bound for a batch x0 (B, ...): one network call and x_t draw per t."""
+    """Every term of the bound for a batch x0 (B, ...): one network call and x_t draw per t
+    (on x0's device; a ``generator`` must live there too)."""
+    schedule = _discrete_schedule(denoiser)
     B = x0.shape[0]
     terms = torch.empty(B, schedule.T, dtype=torch.float64, device=x0.device)
     for k in range(schedule.T):
-        t = full_timesteps(k, B, x0.device)  # stride 0: the time embedding is computed once
-        terms[:, k] = vlb_term(
-            model,
-            schedule,
-            x0,
-            t,
-            prediction=prediction,
-            variance=variance,
-            levels=levels,
-            generator=generator,
-        ).double()
+        terms[:, k] = bound_term_at(denoiser, x0, k, levels=levels, generator=generator)
     prior = prior_kl(schedule, x0).double()
     return BoundTerms(prior, terms, prior + terms.sum(dim=1))
 
@@ -134,14 +149,14 @@ class VLBObjective:
     def __init__(
         self,
         schedule: NoiseSchedule,
-        timesteps: TimestepSampler,
+        timesteps: TimestepSampler | TimestepSampling | str = TimestepSampling.UNIFORM,
         *,
         prediction: Prediction | str = Prediction.EPS,
         variance: Variance | str = Variance.SMALL,
         levels: int | None = None,
     ) -> None:
         self.schedule = schedule
-        self.timesteps = timesteps
+        self.timesteps = as_timestep_sampler(timesteps, schedule.T)
         self.prediction = parse_enum(Prediction, prediction, "prediction")
         self.variance = parse_enum(Variance, variance, "variance")
         self.levels = levels

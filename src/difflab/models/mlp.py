@@ -124,7 +124,7 @@ class ScoreMLP(nn.Module):
         width: int = 128,
         depth: int = 3,
         activation: str = "silu",
-        noise_dim: int = 64,
+        time_dim: int = 64,
         noise_scale: float = 250.0,
     ) -> None:
         super().__init__()
@@ -138,8 +138,8 @@ class ScoreMLP(nn.Module):
         self.out = nn.Linear(width, data_dim)
         if noise_conditional:
             self.embed = nn.Sequential(
-                SinusoidalEmbedding(noise_dim, scale=noise_scale),
-                nn.Linear(noise_dim, width),
+                SinusoidalEmbedding(time_dim, scale=noise_scale),
+                nn.Linear(time_dim, width),
                 make_activation(activation),
                 nn.Linear(width, depth * width),
             )

@@ -1,23 +1,38 @@
-"""Samplers: each is a function ``<algo>_sample(model, schedule, shape, ...)`` built on the one
-shared chain loop in ``_chain.py``, returning a :class:`ChainResult`. Fast samplers visit a
-K-step grid of paper times from ``spacing.py``."""
+"""Samplers: each is a function ``<algo>_sample(denoiser, shape, *, grid, generator, record,
+progress, ...)`` built on the one shared chain loop in ``_chain.py``, returning a
+:class:`ChainResult`. A sampler sees a :class:`difflab.denoiser.Denoiser` and the times of its
+grid (``spacing.timestep_grid`` for the discrete schedules), never the parameterization.
+Langevin samplers take a score instead (``langevin.py``)."""
 
 from difflab.samplers._chain import ChainResult, run_chain
 from difflab.samplers.ddim import ddim_invert, ddim_sample
-from difflab.samplers.ddpm import ddpm_respaced_sample, ddpm_sample, ddpm_step
-from difflab.samplers.ode import dpmpp2m_sample, ode_sample
+from difflab.samplers.ddpm import ddpm_sample, ddpm_step
+from difflab.samplers.dpm_solver import dpmpp2m_sample, dpmpp3m_sample
+from difflab.samplers.langevin import (
+    ScoreLadder,
+    annealed_langevin_sample,
+    langevin_sample,
+    pc_sample,
+)
+from difflab.samplers.ode import euler_sample, heun_sample, ode_sample
 from difflab.samplers.spacing import Spacing, timestep_grid
 
 __all__ = [
     "ChainResult",
+    "ScoreLadder",
     "Spacing",
+    "annealed_langevin_sample",
     "ddim_invert",
     "ddim_sample",
-    "ddpm_respaced_sample",
     "ddpm_sample",
     "ddpm_step",
     "dpmpp2m_sample",
+    "dpmpp3m_sample",
+    "euler_sample",
+    "heun_sample",
+    "langevin_sample",
     "ode_sample",
+    "pc_sample",
     "run_chain",
     "timestep_grid",
 ]

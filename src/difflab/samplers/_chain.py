@@ -4,7 +4,8 @@ A sampler supplies a ``step(x, item) -> x`` function and the list of items (time
 (t, t_prev) pairs) to visit, plus a label for each state: ``times[0]`` labels the starting state
 and ``times[i + 1]`` the state after item i. For diffusion samplers the label is the paper's time
 of the state (x_T has label T, the final sample label 0), so ``record=[T, ..., 0]`` keeps the
-reverse trajectory at those times.
+reverse trajectory at those times. ``record`` may also be a function that picks the labels
+to keep from the chain's labels (e.g. ten evenly spaced ones for a figure).
 """
 
 from __future__ import annotations
@@ -25,17 +26,24 @@ class ChainResult(NamedTuple):
     nfe: int
 
 
+#: Which states a chain keeps: labels, or a function of the chain's labels that returns them.
+Record = Iterable[int] | Callable[[Sequence[int]], Iterable[int]] | None
+
+
 def initial_noise(
     shape: tuple[int, ...],
     x_T: torch.Tensor | None = None,
     *,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    std: float = 1.0,
 ) -> torch.Tensor:
-    """The chain's starting state: ``x_T`` if given, else a draw from N(0, I) of ``shape``."""
+    """The chain's starting state: ``x_T`` if given, else a draw from N(0, std^2 I) of
+    ``shape`` on ``device``."""
     if x_T is not None:
         return x_T
-    return torch.randn(shape, generator=generator, device=device)
+    x = torch.randn(shape, generator=generator, device=device)
+    return x if std == 1.0 else std * x
 
 
 def run_chain(
@@ -44,7 +52,7 @@ def run_chain(
     items: Sequence[Any],
     *,
     times: Sequence[int],
-    record: Iterable[int] | None = None,
+    record: Record = None,
     progress: bool = False,
     desc: str = "sampling",
     evals_per_item: int = 1,
@@ -55,7 +63,7 @@ def run_chain(
     """
     if len(times) != len(items) + 1:
         raise ValueError(f"need len(items) + 1 = {len(items) + 1} labels, got {len(times)}")
-    keep = set(record or ())
+    keep = set((record(list(times)) if callable(record) else record) or ())
     trajectory: dict[int, torch.Tensor] = {}
     if times[0] in keep:
         trajectory[times[0]] = x.detach().cpu().clone()

@@ -9,7 +9,8 @@ chain's law converges to p. Annealed Langevin (Song & Ermon 2019, Algorithm 1) r
 level of a decreasing noise ladder sigma_1 > ... > sigma_L with step alpha_i = eps sigma_i^2 /
 sigma_L^2, so chains cross low-density regions while the noise is large. The predictor-corrector
 sampler (Song et al. 2021, Algorithms 4-5, on the discrete VP chain) alternates Langevin
-corrector steps at a target signal-to-noise ratio with ancestral DDPM steps.
+corrector steps at a target signal-to-noise ratio with ancestral DDPM steps, on the full chain
+or a sub-grid.
 
 Trajectories: chains are labelled by the number of steps left, so the starting state of a
 K-step chain has label K and the final sample label 0 (as x_T ... x_0 of diffusion samplers).
@@ -17,21 +18,30 @@ K-step chain has label K and the final sample label 0 (as x_T ... x_0 of diffusi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
-from torch import nn
 
+from difflab.denoiser import Denoiser
 from difflab.forward import randn_like
-from difflab.parameterization import Prediction, score_from_eps, to_x0_eps
-from difflab.reverse import Variance, split_output
-from difflab.samplers._chain import ChainResult, initial_noise, run_chain
+from difflab.samplers._chain import ChainResult, Record, initial_noise, run_chain
 from difflab.samplers.ddpm import ddpm_step
-from difflab.schedules import NoiseSchedule, expand_like, extract, full_timesteps
+from difflab.schedules import expand_like
 
 Score = Callable[[torch.Tensor], torch.Tensor]
 NoiseScore = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ScoreLadder:
+    """A noise-conditional score ``score(x, sigma)`` and the decreasing ladder of levels
+    sigma_1 > ... > sigma_L it was trained on (NCSN, Song & Ermon 2019)."""
+
+    score: NoiseScore
+    sigmas: tuple[float, ...]
 
 
 def langevin_step(
@@ -42,11 +52,12 @@ def langevin_step(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One step x + (eps / 2) s(x) + sqrt(eps) z, z ~ N(0, I); ``step_size`` eps is a float
-    or a per-example (B,) tensor."""
+    """One step x + (eps / 2) s(x) + sqrt(eps) z, z ~ N(0, I); ``step_size`` eps is a float,
+    a 0-d tensor or a per-example (B,) tensor."""
     if noise is None:
         noise = randn_like(x, generator)
-    eps = expand_like(step_size, x) if isinstance(step_size, torch.Tensor) else step_size
+    per_example = isinstance(step_size, torch.Tensor) and step_size.dim() == 1
+    eps = expand_like(step_size, x) if per_example else step_size
     return x + 0.5 * eps * score(x) + eps**0.5 * noise
 
 
@@ -60,70 +71,54 @@ def langevin_step_sizes(step_size: float, n_steps: int, decay: float = 1.0) -> l
     return [step_size * decay**k for k in range(n_steps)]
 
 
-def _start(
-    shape: tuple[int, ...],
-    x_init: torch.Tensor | None,
-    std: float,
-    generator: torch.Generator | None,
-    device: torch.device | str | None,
-) -> torch.Tensor:
-    if x_init is not None:
-        return x_init
-    return std * torch.randn(shape, generator=generator, device=device)
-
-
 def langevin_sample(
     score: Score,
     shape: tuple[int, ...],
     *,
-    step_sizes: Sequence[float],
+    steps: int = 1000,
+    step_size: float = 1e-3,
+    step_decay: float = 1.0,
     x_init: torch.Tensor | None = None,
     init_std: float = 1.0,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
-    record: Iterable[int] | None = None,
+    record: Record = None,
     progress: bool = False,
 ) -> ChainResult:
-    """Run one Langevin step per entry of ``step_sizes`` from ``x_init`` (default N(0,
-    init_std^2 I)); ``record`` lists step labels in {K, ..., 0} to keep (K = len(step_sizes))."""
-    x = _start(shape, x_init, init_std, generator, device)
-    n = len(step_sizes)
+    """Run ``steps`` Langevin steps of sizes ``langevin_step_sizes(step_size, steps,
+    step_decay)`` from ``x_init`` (default N(0, init_std^2 I)); ``record`` lists step labels
+    in {K, ..., 0} to keep (K = steps)."""
+    sizes = langevin_step_sizes(step_size, steps, step_decay)
+    x = initial_noise(shape, x_init, generator=generator, device=device, std=init_std)
 
     def step(x_k: torch.Tensor, eps: float) -> torch.Tensor:
         return langevin_step(score, x_k, eps, generator=generator)
 
-    return run_chain(
-        step,
-        x,
-        list(step_sizes),
-        times=list(range(n, -1, -1)),
-        record=record,
-        progress=progress,
-        desc="langevin",
-    )
+    n = len(sizes)
+    times = list(range(n, -1, -1))
+    return run_chain(step, x, sizes, times=times, record=record, progress=progress, desc="langevin")
 
 
 def annealed_langevin_sample(
-    score: NoiseScore,
-    sigmas: Sequence[float],
+    ladder: ScoreLadder,
     shape: tuple[int, ...],
     *,
-    n_steps_each: int,
-    step_size: float,
+    n_steps_each: int = 100,
+    step_size: float = 2e-5,
     x_init: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
-    record: Iterable[int] | None = None,
+    record: Record = None,
     progress: bool = False,
 ) -> ChainResult:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
-    ``score(x, sigma)`` is a noise-conditional score; ``sigmas`` decrease. Chains start from
-    N(0, sigma_1^2 I) (the data is negligible beside the largest noise) unless ``x_init`` is
-    given, and run ``n_steps_each`` steps at every level with alpha_i = step_size * sigma_i^2 /
-    sigma_L^2. Labels run from K = L * n_steps_each down to 0.
+    ``ladder.score(x, sigma)`` is a noise-conditional score; ``ladder.sigmas`` decrease. Chains
+    start from N(0, sigma_1^2 I) (the data is negligible beside the largest noise) unless
+    ``x_init`` is given, and run ``n_steps_each`` steps at every level with alpha_i =
+    step_size * sigma_i^2 / sigma_L^2. Labels run from K = L * n_steps_each down to 0.
     """
-    sigmas = [float(s) for s in sigmas]
+    sigmas = [float(s) for s in ladder.sigmas]
     if any(b >= a for a, b in pairwise(sigmas)) or sigmas[-1] <= 0:
         raise ValueError(f"the sigma ladder must be positive and decreasing, got {sigmas}")
     if n_steps_each < 1 or not step_size > 0:
@@ -131,14 +126,14 @@ def annealed_langevin_sample(
             f"annealed Langevin needs n_steps_each >= 1 and step_size > 0, got "
             f"{n_steps_each}, {step_size}"
         )
-    x = _start(shape, x_init, sigmas[0], generator, device)
+    x = initial_noise(shape, x_init, generator=generator, device=device, std=sigmas[0])
     # 1. the step size of each level, alpha_i = eps * sigma_i^2 / sigma_L^2
     items = [(s, step_size * s**2 / sigmas[-1] ** 2) for s in sigmas for _ in range(n_steps_each)]
 
     def step(x_k: torch.Tensor, item: tuple[float, float]) -> torch.Tensor:
         sigma, alpha = item
         # 2. x <- x + (alpha_i / 2) s(x, sigma_i) + sqrt(alpha_i) z
-        return langevin_step(lambda y: score(y, sigma), x_k, alpha, generator=generator)
+        return langevin_step(lambda y: ladder.score(y, sigma), x_k, alpha, generator=generator)
 
     n = len(items)
     return run_chain(
@@ -150,22 +145,6 @@ def annealed_langevin_sample(
         progress=progress,
         desc="annealed langevin",
     )
-
-
-def ddpm_score(
-    model: nn.Module,
-    schedule: NoiseSchedule,
-    x_t: torch.Tensor,
-    t: torch.Tensor,
-    *,
-    prediction: Prediction | str = Prediction.EPS,
-    variance: Variance | str = Variance.SMALL,
-) -> torch.Tensor:
-    """A diffusion model's score of q(x_t): -eps_theta(x_t, t) / sqrt(1 - abar_t). t: int64
-    (B,) in {0..T-1}."""
-    output, _ = split_output(model(x_t, t), variance)
-    _, eps = to_x0_eps(prediction, schedule, x_t, t, output)
-    return score_from_eps(schedule, t, eps)
 
 
 def pc_corrector_step(
@@ -193,61 +172,49 @@ def pc_corrector_step(
 
 
 def pc_sample(
-    model: nn.Module,
-    schedule: NoiseSchedule,
+    denoiser: Denoiser,
     shape: tuple[int, ...],
     *,
+    grid: Sequence[float] | None = None,
     snr: float = 0.16,
     corrector_steps: int = 1,
-    prediction: Prediction | str = Prediction.EPS,
-    variance: Variance | str = Variance.SMALL,
-    clip: tuple[float, float] | None = None,
     x_T: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    record: Iterable[int] | None = None,
+    record: Record = None,
     progress: bool = False,
 ) -> ChainResult:
-    """Predictor-corrector sampling of a DDPM model over all T steps (Song et al. 2021).
+    """Predictor-corrector sampling of a diffusion model along ``grid`` (default: all T
+    steps; Song et al. 2021, Algorithms 4-5).
 
-    At each index t = T-1..0: ``corrector_steps`` Langevin corrector steps on x_{t+1} with the
-    model's score at t and alpha_t = 1 - beta_t, then the ancestral predictor x_{t+1} -> x_t
-    (:func:`ddpm_step`, no noise at the last step). Correcting before predicting (as
-    score_sde_pytorch's ``pc_sampler`` does) keeps every corrector on a level the discrete model
-    knows. ``corrector_steps = 0`` is exactly ancestral sampling. Labels: T..0 as for DDPM.
+    At each step t -> t_prev: ``corrector_steps`` Langevin corrector steps on x_t with the
+    model's score at t and alpha = alpha_{t|t_prev}^2 (1 - beta_t on the full grid), then the
+    ancestral predictor x_t -> x_{t_prev} (:func:`ddpm_step`, no noise at the last step).
+    Correcting before predicting (as score_sde_pytorch's ``pc_sampler`` does) keeps every
+    corrector on a level the model knows. ``corrector_steps = 0`` is exactly ancestral
+    sampling. Labels: the grid's times, as for DDPM.
     """
     if corrector_steps < 0 or not snr > 0:
         raise ValueError(f"pc needs corrector_steps >= 0 and snr > 0, got {corrector_steps}, {snr}")
-    T = schedule.T
-    x = initial_noise(shape, x_T, generator=generator, device=device)
+    grid = list(denoiser.process.default_grid() if grid is None else grid)
+    x = initial_noise(shape, x_T, generator=generator, device=denoiser.device)
 
-    def step(x_t: torch.Tensor, t: int) -> torch.Tensor:
-        t_batch = full_timesteps(t, x_t.shape[0], x_t.device)
-        alpha_t = extract(schedule.alphas, t_batch, x_t).reshape(-1)[:1]
-
-        def score(y: torch.Tensor) -> torch.Tensor:
-            return ddpm_score(model, schedule, y, t_batch, prediction=prediction, variance=variance)
-
-        # 1. corrector: Langevin steps at the level of x_{t+1}
+    def step(x_t: torch.Tensor, pair: tuple[float, float]) -> torch.Tensor:
+        t, t_prev = pair
+        alpha = denoiser.process.transition(t, t_prev)[0] ** 2
+        # 1. corrector: Langevin steps at the level of x_t
         for _ in range(corrector_steps):
-            x_t = pc_corrector_step(score, x_t, alpha_t, snr, generator=generator)
+            x_t = pc_corrector_step(
+                lambda y: denoiser.score(y, t), x_t, alpha, snr, generator=generator
+            )
         # 2. predictor: one ancestral step
-        return ddpm_step(
-            model,
-            schedule,
-            x_t,
-            t,
-            prediction=prediction,
-            variance=variance,
-            clip=clip,
-            generator=generator,
-        )
+        return ddpm_step(denoiser, x_t, t, t_prev, generator=generator)
 
+    pairs = list(itertools.pairwise(grid))
     return run_chain(
         step,
         x,
-        list(range(T - 1, -1, -1)),
-        times=list(range(T, -1, -1)),
+        pairs,
+        times=grid,
         record=record,
         progress=progress,
         desc="pc",

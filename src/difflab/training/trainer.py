@@ -18,13 +18,12 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from difflab.config import TrainConfig
 from difflab.data.dataset import Dataset
 from difflab.ema import EMA
 from difflab.losses.base import Objective
@@ -33,7 +32,29 @@ from difflab.training.distributed import DistContext, ShardedForward
 from difflab.training.signals import StopFlag, stop_on_signals
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+class TrainSettings(Protocol):
+    """What the trainer reads (the application's ``[train]`` config section has these keys)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    ema_decay: float
+    grad_clip: float
+    seed: int
+    optimizer: str
+    weight_decay: float
+    warmup_steps: int
+    lr_schedule: str
+    checkpoint_every: int
+    checkpoint_minutes: float
+    keep_checkpoints: int
+    log_every: int
+    log_format: str
+    max_nonfinite: int
+    precision: str
+
+
+def lr_at(step: int, cfg: TrainSettings) -> float:
     """Learning rate before optimiser step ``step`` (0-based): linear warm-up over
     ``warmup_steps``, then constant or a cosine decay to 0 at ``steps``."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
@@ -45,7 +66,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: TrainSettings) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -146,7 +167,7 @@ class Trainer:
         model: nn.Module,
         objective: Objective,
         dataset: Dataset,
-        cfg: TrainConfig,
+        cfg: TrainSettings,
         *,
         run_dir: Path | None = None,
         device: torch.device | str = "cpu",
@@ -177,8 +198,9 @@ class Trainer:
         self.stop = StopFlag()
         self.stop_requested = False
         self.saved_step = -1
+        self.saved_at = time.monotonic()
 
-    def _shard_setup(self, cfg: TrainConfig) -> None:
+    def _shard_setup(self, cfg: TrainSettings) -> None:
         self.forward_model: nn.Module = self.model
         if not self.dist.enabled:
             return
@@ -271,8 +293,7 @@ class Trainer:
                         bar.update(window_n)
                         bar.set_postfix(loss=f"{last_loss:.4f}")
                         window_t, window_loss, window_n = now, torch.zeros(()), 0
-                    every = cfg.checkpoint_every
-                    if every and self.step % every == 0 and self.run_dir is not None:
+                    if self.run_dir is not None and self._checkpoint_due():
                         self.save()
                 if self.run_dir is not None and self.saved_step != self.step:
                     self.save()
@@ -293,6 +314,14 @@ class Trainer:
             else None,
             checkpoint=self._last_checkpoint(),
         )
+
+    def _checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` steps (0: off), and ``checkpoint_minutes`` after the last
+        checkpoint or the start (0: off), so a long run killed late keeps most of its work."""
+        every, minutes = self.cfg.checkpoint_every, self.cfg.checkpoint_minutes
+        if every and self.step % every == 0:
+            return True
+        return bool(minutes) and time.monotonic() - self.saved_at >= 60.0 * minutes
 
     def _check_nonfinite(self) -> None:
         """Stop the run after ``max_nonfinite`` skipped steps in a row."""
@@ -337,6 +366,7 @@ class Trainer:
             config=self.run_config,
         )
         self.saved_step = self.step
+        self.saved_at = time.monotonic()
         return path
 
     def load_checkpoint(self, loaded: ckpt.TrainingState) -> None:

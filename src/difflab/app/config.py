@@ -1,32 +1,24 @@
 """Run configuration: frozen dataclasses in sections, read from TOML, overridden with
-``--set section.key=value``, written as JSON into every run.
+``--set section.key=value``, written as JSON into every run (reading and writing:
+``app/config_files.py``).
 
 Each section validates itself on construction and raises ``ValueError`` naming the key
-(``train.steps``), the bad value and what is allowed. Unknown sections and keys are errors with a
-did-you-mean suggestion. Math modules never import this file: the CLI and ``builders`` turn a
-config into constructor arguments.
+(``train.steps``), the bad value and what is allowed; names (``data.name``, ``model.name``,
+``loss.name``, ``sample.sampler``) are checked against the registry (``app/registry.py``), which
+also says which keys each name reads. Math modules never import this file: ``app/build.py``
+turns a config into constructor arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
-import sys
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from difflab.app import registry
+from difflab.app.registry import DATASETS, DIFFUSION, LOSSES, MODELS, SAMPLERS
 from difflab.choices import StrEnum, parse_enum
-from difflab.data.toy import toy_names
 from difflab.losses.score_matching import Projection
 from difflab.models.embeddings import Activation
 from difflab.parameterization import Prediction
@@ -36,69 +28,11 @@ from difflab.schedules import ScheduleName
 from difflab.timesteps import TimestepSampling
 
 
-class ModelName(StrEnum):
-    MLP = "mlp"
-    CONDITIONAL_LINEAR = "conditional_linear"
-    SCORE_MLP = "score_mlp"
-    UNET = "unet"
-
-
-#: Image sources (see data/images.py): the 8x8 digits, a folder of PNG/JPEG, an .npy/.npz array.
-IMAGE_DATA = ("digits", "images", "image_file")
-#: Sources read from ``data.path``.
-PATH_DATA = ("file", "images", "image_file")
-
-
-class LossName(StrEnum):
-    SIMPLE = "simple"
-    VLB = "vlb"
-    HYBRID = "hybrid"
-    SOHL_DICKSTEIN = "sohl_dickstein"
-    EXACT = "exact"
-    SLICED = "sliced"
-    SLICED_VR = "sliced_vr"
-    DSM = "dsm"
-    NCSN = "ncsn"
-
-
-class SamplerName(StrEnum):
-    DDPM = "ddpm"
-    DDIM = "ddim"
-    EULER = "euler"
-    HEUN = "heun"
-    DPMPP2M = "dpmpp2m"
-    PC = "pc"
-    LANGEVIN = "langevin"
-    ANNEALED_LANGEVIN = "annealed_langevin"
-
-
-#: Objectives that train a score network (model.name = "score_mlp") instead of a diffusion model.
-SCORE_LOSSES = frozenset(
-    {LossName.EXACT, LossName.SLICED, LossName.SLICED_VR, LossName.DSM, LossName.NCSN}
-)
-
-
-def score_sampler_for(loss: str) -> SamplerName:
-    """The sampler a score network trained with ``loss`` needs: annealed Langevin for the
-    noise-conditional NCSN, plain Langevin for the single-scale objectives."""
-    return SamplerName.ANNEALED_LANGEVIN if loss == LossName.NCSN else SamplerName.LANGEVIN
-
-
-#: Samplers that run a score network; every other sampler runs a diffusion model.
-SCORE_SAMPLERS = frozenset({SamplerName.LANGEVIN, SamplerName.ANNEALED_LANGEVIN})
-
-
 class ODEMethod(StrEnum):
     DOPRI5 = "dopri5"
     DOPRI8 = "dopri8"
     BOSH3 = "bosh3"
     RK4 = "rk4"
-
-
-#: Samplers that visit K of the T diffusion steps (``sample.steps`` <= schedule.T).
-GRID_SAMPLERS = frozenset(
-    {SamplerName.DDPM, SamplerName.DDIM, SamplerName.EULER, SamplerName.HEUN, SamplerName.DPMPP2M}
-)
 
 
 class Normalize(StrEnum):
@@ -146,6 +80,27 @@ def _choice(enum_cls: type[StrEnum], value: Any, key: str) -> None:
     parse_enum(enum_cls, value, key)
 
 
+def _unread_keys(section: Any, table_key: str, name: str, keys: tuple[str, ...]) -> None:
+    """A one-line error for a key set to a non-default value that ``name`` does not read."""
+    prefix = table_key.split(".")[0]
+    read = registry.keys_read(table_key, name)
+    for key in keys:
+        value, default = getattr(section, key), _default(type(section), key)
+        if value != default and f"{prefix}.{key}" not in read:
+            readers = [
+                n for n in registry.TABLES[table_key] if key in registry.TABLES[table_key][n].keys
+            ]
+            raise ValueError(
+                f"{prefix}.{key} = {value!r} is not read for {table_key} = {name!r}; remove it"
+                + (f" (it is read for {', '.join(map(repr, readers))})" if readers else "")
+            )
+
+
+def _default(cls: type, key: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """``name``: a toy dataset, "file" (``path``: an .npy/.npz/.csv of N x D floats), or images:
@@ -162,19 +117,12 @@ class DataConfig:
     levels: int | None = None
 
     def __post_init__(self) -> None:
-        names = [*toy_names(), "file", *IMAGE_DATA]
-        if self.name not in names:
-            raise ValueError(
-                f"unknown data.name {self.name!r}; choose one of {', '.join(map(repr, names))}"
-            )
-        if self.name in PATH_DATA and not self.path:
-            what = {"file": "your_data.npy", "images": "a_folder", "image_file": "images.npy"}
-            raise ValueError(f"data.name = {self.name!r} needs data.path = {what[self.name]!r}")
-        if self.path and self.name not in PATH_DATA:
-            raise ValueError(
-                "data.path is set: also set data.name = 'file' (vectors), 'images' (a folder) "
-                "or 'image_file' (an image array)"
-            )
+        entry = registry.lookup("data.name", self.name)
+        if entry.path_example and not self.path:
+            raise ValueError(f"data.name = {self.name!r} needs data.path = {entry.path_example!r}")
+        if self.path and not entry.path_example:
+            readers = [f"{n!r} ({e.summary})" for n, e in DATASETS.items() if e.path_example]
+            raise ValueError(f"data.path is set: also set data.name to {' or '.join(readers)}")
         _check(
             2 <= self.n_train <= MAX_N_TRAIN,
             "data.n_train",
@@ -182,8 +130,6 @@ class DataConfig:
             f"an integer in [2, {MAX_N_TRAIN}]",
         )
         _choice(Normalize, self.normalize, "data.normalize")
-        if self.name in IMAGE_DATA and self.normalize != "none":
-            raise ValueError("data.normalize must be 'none' for images: they are scaled to [-1, 1]")
         _check(
             self.image_size is None or self.image_size >= 1,
             "data.image_size",
@@ -197,17 +143,11 @@ class DataConfig:
             self.levels,
             "an integer in 2..65536 (256 for 8-bit images), or omitted",
         )
-        if self.image_size is not None and self.name not in ("images", "image_file"):
-            raise ValueError(
-                "data.image_size resizes data.name = 'images' or 'image_file'; remove it"
-            )
-        if self.color != "auto" and self.name != "images":
-            raise ValueError("data.color is read for data.name = 'images' (a folder); remove it")
-        if self.levels is not None and self.name != "image_file":
-            raise ValueError(
-                "data.levels is only read for data.name = 'image_file' (digits have 17 levels, "
-                "image folders 256); remove it"
-            )
+        _unread_keys(self, "data.name", self.name, ("normalize", "image_size", "color", "levels"))
+
+    @property
+    def is_image(self) -> bool:
+        return DATASETS[self.name].source == "image"
 
 
 @dataclass(frozen=True)
@@ -245,7 +185,7 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice(ModelName, self.name, "model.name")
+        registry.lookup("model.name", self.name)
         _check(self.channels >= 1, "model.channels", self.channels, "an integer >= 1")
         _check(
             len(self.channel_mult) >= 1 and all(m >= 1 for m in self.channel_mult),
@@ -291,7 +231,7 @@ class LossConfig:
     projection: str = "gaussian"
 
     def __post_init__(self) -> None:
-        _choice(LossName, self.name, "loss.name")
+        registry.lookup("loss.name", self.name)
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
         _choice(Projection, self.projection, "loss.projection")
         _check(self.sigma > 0, "loss.sigma", self.sigma, "> 0")
@@ -309,7 +249,11 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation: budget, batch, optimiser and LR schedule, EMA, checkpoints and logging."""
+    """Optimisation: budget, batch, optimiser and LR schedule, EMA, checkpoints and logging.
+
+    Checkpoints: every ``checkpoint_every`` steps (0: off) and every ``checkpoint_minutes`` of
+    training (0: off; default 5), always at the end; the newest ``keep_checkpoints`` are kept.
+    """
 
     steps: int = 8000
     batch_size: int = 512
@@ -322,6 +266,7 @@ class TrainConfig:
     warmup_steps: int = 100
     lr_schedule: str = "cosine"
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 5.0
     keep_checkpoints: int = 3
     log_every: int = 50
     log_format: str = "csv"
@@ -341,7 +286,13 @@ class TrainConfig:
             self.checkpoint_every >= 0,
             "train.checkpoint_every",
             self.checkpoint_every,
-            "an integer >= 0 (0: only at the end)",
+            "an integer >= 0 (0: no step-based checkpoints)",
+        )
+        _check(
+            self.checkpoint_minutes >= 0,
+            "train.checkpoint_minutes",
+            self.checkpoint_minutes,
+            "a number >= 0 (0: no time-based checkpoints)",
         )
         _check(
             self.keep_checkpoints >= 1,
@@ -397,7 +348,7 @@ class SampleConfig:
     corrector_steps: int = 1
 
     def __post_init__(self) -> None:
-        _choice(SamplerName, self.sampler, "sample.sampler")
+        entry = registry.lookup("sample.sampler", self.sampler)
         _check(
             self.steps is None or self.steps >= 1,
             "sample.steps",
@@ -427,9 +378,9 @@ class SampleConfig:
             self.corrector_steps,
             "an integer >= 0 (0: plain ancestral sampling)",
         )
-        if self.sampler == SamplerName.ANNEALED_LANGEVIN and self.steps is not None:
+        if self.steps is not None and not entry.grid and "steps" not in entry.keys:
             raise ValueError(
-                f"sample.steps = {self.steps} does not apply to 'annealed_langevin', which runs "
+                f"sample.steps = {self.steps} does not apply to {self.sampler!r}, which runs "
                 "sample.n_steps_each steps at each of loss.n_sigmas levels; omit --steps"
             )
 
@@ -478,27 +429,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
-        check_model_fits_loss(self.model.name, self.loss.name, self.sample.sampler)
-        loss, model = self.loss.name, self.model
-        if loss == LossName.HYBRID and not Variance(model.variance).is_learned:
-            raise ValueError(
-                "loss.name = 'hybrid' trains a learned variance; set model.variance = "
-                "'learned_range' (or 'learned')"
-            )
-        if loss == LossName.SOHL_DICKSTEIN and model.prediction != Prediction.MEAN:
-            raise ValueError(
-                "loss.name = 'sohl_dickstein' is the 2015 model: set model.prediction = 'mean' "
-                "and model.variance = 'learned'"
-            )
-        if loss == LossName.SOHL_DICKSTEIN and self.schedule.T < 2:
-            raise ValueError("loss.name = 'sohl_dickstein' needs schedule.T >= 2")
-        steps = self.sample.steps
-        _check(
-            steps is None or self.sample.sampler not in GRID_SAMPLERS or steps <= self.schedule.T,
-            "sample.steps",
-            steps,
-            f"at most schedule.T = {self.schedule.T} (the number of diffusion steps)",
-        )
+        check_combination(self)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested dicts as they read back from JSON or TOML (tuples become lists)."""
@@ -516,160 +447,79 @@ class Config:
             self, **{section: dataclasses.replace(getattr(self, section), **changes)}
         )
 
+    def get(self, key: str) -> Any:
+        """The value of ``section.key``."""
+        section, name = key.split(".", 1)
+        return getattr(getattr(self, section), name)
 
-def check_model_fits_loss(model: str, loss: str, sampler: str) -> None:
-    """A one-line error when the network, the objective and the sampler do not fit together."""
-    if loss in SCORE_LOSSES:
-        need = {"name": ModelName.SCORE_MLP.value, "sampler": score_sampler_for(loss).value}
-        have = {"name": model, "sampler": sampler}
-        wrong = [k for k in need if have[k] != need[k]]
-        if wrong:
-            keys = {"name": "model.name", "sampler": "sample.sampler"}
-            got = " and ".join(f"{keys[k]} = '{have[k]}'" for k in wrong)
-            fix = " and ".join(f"{keys[k]} = '{need[k]}'" for k in wrong)
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(map(repr, names))
+
+
+def check_combination(cfg: Config) -> None:
+    """One-line errors when the data, network, objective and sampler do not fit together
+    (from the registry: the kinds of model each trains, needs or is, and each loss's
+    requirements)."""
+    loss, model, sampler = (
+        LOSSES[cfg.loss.name],
+        MODELS[cfg.model.name],
+        SAMPLERS[cfg.sample.sampler],
+    )
+    if loss.trains != DIFFUSION:
+        _check_score_run(cfg)
+    elif model.kind != DIFFUSION:
+        raise ValueError(
+            f"model.name = {cfg.model.name!r} is a score network, which loss.name = "
+            f"{cfg.loss.name!r} cannot train; set loss.name to one of "
+            f"{_quoted([n for n, e in LOSSES.items() if e.trains != DIFFUSION])}"
+        )
+    elif sampler.needs != DIFFUSION:
+        raise ValueError(
+            f"sample.sampler = {cfg.sample.sampler!r} runs a score network, but this is a "
+            f"diffusion model (loss.name = {cfg.loss.name!r}); use one of "
+            f"{_quoted(registry.names(SAMPLERS, needs=DIFFUSION))}"
+        )
+    for key, allowed in loss.requires.items():
+        if cfg.get(key) not in allowed:
             raise ValueError(
-                f"loss.name = '{loss}' trains a score network, which {got} cannot use; set {fix}"
+                f"loss.name = {cfg.loss.name!r} ({loss.summary}) needs {key} in "
+                f"{_quoted(list(allowed))}, got {cfg.get(key)!r}; set {key} = {allowed[0]!r}"
             )
-        return
-    diffusion_samplers = [s.value for s in SamplerName if s not in SCORE_SAMPLERS]
-    if model == ModelName.SCORE_MLP:
-        score_losses = ", ".join(repr(v.value) for v in LossName if v in SCORE_LOSSES)
+    shape_kind = "image" if cfg.data.is_image else "vector"
+    if model.data != shape_kind:
+        fix = _quoted(registry.names(MODELS, data=shape_kind, kind=model.kind)) or "another"
         raise ValueError(
-            f"model.name = 'score_mlp' is a score network, which loss.name = '{loss}' cannot "
-            f"train; set loss.name to one of {score_losses}"
+            f"model.name = {cfg.model.name!r} takes {model.data} data, but data.name = "
+            f"{cfg.data.name!r} is {shape_kind} data; use model.name = {fix}"
         )
-    if sampler in SCORE_SAMPLERS:
-        raise ValueError(
-            f"sample.sampler = '{sampler}' runs a score network, but this is a diffusion model "
-            f"(loss.name = '{loss}'); use one of {', '.join(map(repr, diffusion_samplers))}"
-        )
-
-
-SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
-
-
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against the type annotation ``hint`` (int, float, str, bool, X | None)."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        hint = next(a for a in args if a is not type(None))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            return int(value)
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
-                return float(value)
-            raise ValueError(f"{key} = {value!r} is invalid: it must be a finite number")
-    elif hint is str and isinstance(value, str):
-        return value
-    elif typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
-        item = typing.get_args(hint)[0]
-        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
-    name = getattr(hint, "__name__", str(hint))
-    raise ValueError(
-        f"{key} = {value!r} has the wrong type: it must be {_TYPE_WORDS.get(name, name)}"
+    steps = cfg.sample.steps
+    _check(
+        steps is None or not sampler.grid or steps <= cfg.schedule.T,
+        "sample.steps",
+        steps,
+        f"at most schedule.T = {cfg.schedule.T} (the number of diffusion steps)",
     )
 
 
-_TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "tuple": "a list, e.g. [1, 2]",
-}
-
-
-def _section_from_dict(name: str, values: Any) -> Any:
-    cls = SECTIONS[name]
-    if not isinstance(values, dict):
-        raise ValueError(f"[{name}] must be a table of keys, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    keys = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        if key not in keys:
-            raise ValueError(
-                f"unknown key {name}.{key}{_did_you_mean(key, keys)} "
-                f"(valid keys: {', '.join(keys)})"
-            )
-        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
-    return cls(**kwargs)
-
-
-def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Build and validate a Config from nested dicts; missing keys take their defaults."""
-    sections = {}
-    for name, values in raw.items():
-        if name not in SECTIONS:
-            raise ValueError(
-                f"unknown config section [{name}]{_did_you_mean(name, list(SECTIONS))} "
-                f"(valid sections: {', '.join(SECTIONS)})"
-            )
-        sections[name] = values
-    return Config(**{name: _section_from_dict(name, vals) for name, vals in sections.items()})
-
-
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """Parse ``section.key=value``; the value is read as TOML (numbers, true/false, "strings"),
-    falling back to a bare string."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise ValueError(f"--set {text!r} must look like section.key=value, e.g. train.steps=2000")
-    lhs, raw_value = text.split("=", 1)
-    section, key = lhs.strip().split(".", 1)
-    try:
-        value = tomllib.loads(f"v = {raw_value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw_value.strip()
-    return section, key, value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of ``raw`` with each ``section.key=value`` applied."""
-    merged = {name: dict(v) if isinstance(v, dict) else v for name, v in raw.items()}
-    for text in overrides:
-        section, key, value = parse_override(text)
-        table = merged.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise ValueError(f"[{section}] must be a table of keys, got {table!r}")
-        table[key] = value
-    return merged
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file into nested dicts, with one-line errors for a missing/bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
-    try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from None
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """The defaults, updated by a TOML file (if any), then by ``--set`` overrides."""
-    raw = read_toml(path) if path is not None else {}
-    return config_from_dict(apply_overrides(raw, overrides or []))
-
-
-def config_from_json(path: str | Path) -> Config:
-    """Read a run's ``config.json``."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read run config {str(path)!r}: {err}") from None
-    return config_from_dict(raw)
+def _check_score_run(cfg: Config) -> None:
+    """A score objective needs a score network and a sampler of its kind: one error naming
+    every key to change."""
+    loss = LOSSES[cfg.loss.name]
+    need = {
+        "model.name": registry.names(MODELS, kind=registry.SCORE)[0],
+        "sample.sampler": loss.default_sampler,
+    }
+    wrong = [
+        key
+        for key in need
+        if (key == "model.name" and MODELS[cfg.model.name].kind != registry.SCORE)
+        or (key == "sample.sampler" and SAMPLERS[cfg.sample.sampler].needs != loss.trains)
+    ]
+    if wrong:
+        got = " and ".join(f"{key} = {cfg.get(key)!r}" for key in wrong)
+        fix = " and ".join(f"{key} = {need[key]!r}" for key in wrong)
+        raise ValueError(
+            f"loss.name = {cfg.loss.name!r} trains a score network, which {got} cannot use; "
+            f"set {fix}"
+        )

@@ -6,7 +6,6 @@ and the newest complete checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from difflab.builders import build_model, build_schedule, generate, is_noise_conditional
+from difflab.app.build import build_denoiser, build_model, build_schedule, generate
+from difflab.app.config import Config
+from difflab.app.config_files import config_from_json
 from difflab.choices import parse_enum
-from difflab.config import Config, config_from_json
 from difflab.data.dataset import Dataset
+from difflab.denoiser import Denoiser
 from difflab.reverse import Variance
 from difflab.samplers import ChainResult
+from difflab.samplers._chain import Record
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
 
@@ -35,6 +37,24 @@ class Run:
     data: Dataset
     step: int
     checkpoint: Path
+
+    @property
+    def device(self) -> torch.device:
+        param = next(self.model.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def denoiser(self, *, clip: bool | None = None) -> Denoiser:
+        """The run's diffusion network behind a Denoiser (diffusion runs). ``clip``: clamp
+        x0_hat to [-1, 1] (default: ``sample.clip_x0``); likelihoods are those of the unclipped
+        model, since clipping is a sampling option."""
+        cfg = self.config
+        if clip is not None and clip != cfg.sample.clip_x0:
+            cfg = cfg.replace("sample", clip_x0=clip)
+        return build_denoiser(cfg, self.model, self.schedule)
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A generator seeded with ``seed`` on the run's device."""
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     def override_sampling(
         self,
@@ -73,13 +93,12 @@ class Run:
         n: int,
         *,
         seed: int | None = 0,
-        record: Iterable[int] | None = None,
+        record: Record = None,
         progress: bool = False,
-        batch_size: int | None = None,
     ) -> tuple[np.ndarray, ChainResult]:
         """``n`` samples in the user's data space (normalisation undone) and the chain result
-        (model space, trajectory recorded at the labels in ``record``)."""
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        (model space, trajectory recorded at the labels ``record`` picks)."""
+        generator = self.generator(seed) if seed is not None else None
         self.model.eval()
         result = generate(
             self.config,
@@ -90,7 +109,7 @@ class Run:
             record=record,
             progress=progress,
         )
-        return self.data.decode(result.x.numpy()), result
+        return self.data.decode(result.x.cpu().numpy()), result
 
 
 def require_run_dir(run_dir: str | Path) -> Path:
@@ -114,9 +133,7 @@ def load_run(run_dir: str | Path, *, use_ema: bool | None = None, device: str = 
     manifest = ckpt.read_manifest(path)
     data = Dataset.from_info(manifest["data"])
     schedule = build_schedule(config.schedule, warn=False)
-    model = build_model(
-        config.model, data.shape, T=schedule.T, noise_conditional=is_noise_conditional(config)
-    )
+    model = build_model(config, data.shape)
     found = ckpt.checkpoint_dirs(path)
     if not found:
         raise ckpt.CheckpointError(f"{path} has no complete checkpoint; train it first")

@@ -14,10 +14,12 @@ On held-out data (a fresh toy draw, or the user's file) it computes
 Each estimate comes with its standard error over the held-out points. NLLs are in the user's
 units: a standardised run adds sum(log std). Data on a grid (``levels``) use the discretized
 decoder in the bound and, for the ODE, the density times the bin volume (2 / (levels - 1))^D.
+Image runs: ``app/evaluate_images.py``. Everything runs on the run's device.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import time
@@ -27,15 +29,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from difflab.config import LossName
+from difflab.app.datasets import is_toy
+from difflab.app.quality import sample_metrics
+from difflab.app.registry import DIFFUSION, LOSSES
+from difflab.app.run import Run, load_run
 from difflab.data.files import load_vectors
-from difflab.data.toy import sample_toy, toy_log_prob, toy_names
-from difflab.experiment import sample_metrics
+from difflab.data.toy import sample_toy, toy_log_prob
 from difflab.likelihood import ode_nll
 from difflab.losses.vlb import full_bound
-from difflab.plots import plot_bound_terms
 from difflab.reverse import Variance
-from difflab.run import Run
 from difflab.training import checkpoint as ckpt
 
 #: Seed of the held-out toy draw: neither a training seed nor the sample metrics' references.
@@ -45,7 +47,13 @@ HELD_OUT_SEED = 2_000_003
 def check_likelihood_supported(run: Run) -> None:
     """A one-line error unless the run's model defines p(x_{t-1} | x_t) with a trained variance."""
     cfg = run.config
-    if Variance(cfg.model.variance).is_learned and cfg.loss.name == LossName.SIMPLE:
+    if LOSSES[cfg.loss.name].trains != DIFFUSION:
+        raise ValueError(
+            f"{run.run_dir}: loss.name = {cfg.loss.name!r} trained a score network, which "
+            "defines no likelihood; judge its samples with `difflab plot` (or train a "
+            "diffusion model, e.g. loss.name = 'simple', to evaluate a likelihood)"
+        )
+    if Variance(cfg.model.variance).is_learned and cfg.loss.name == "simple":
         raise ValueError(
             f"{run.run_dir}: model.variance = {cfg.model.variance!r} but loss.name = 'simple' "
             "never trains the variance output, so the bound is meaningless; retrain with "
@@ -58,7 +66,7 @@ def held_out_data(run: Run, *, data_path: str | Path | None, n: int | None) -> n
     if data_path is not None:
         x = load_vectors(data_path)
         x = x[:n] if n is not None else x
-    elif run.data.name in toy_names():
+    elif is_toy(run.data.name):
         x = sample_toy(run.data.name, n or run.config.evaluate.n, seed=HELD_OUT_SEED)
     else:
         raise ValueError(
@@ -85,44 +93,31 @@ def _batches(x: torch.Tensor, size: int):
 
 def bound_per_example(run: Run, x: torch.Tensor, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Bound totals (N,) and terms (N, T + 1: L_0..L_{T-1}, then the prior) in model space."""
-    cfg = run.config
-    gen = torch.Generator().manual_seed(seed)
+    gen, denoiser = run.generator(seed), run.denoiser(clip=False)
     totals, terms = [], []
-    for batch in _batches(x, cfg.evaluate.batch_size):
-        b = full_bound(
-            run.model,
-            run.schedule,
-            batch,
-            prediction=cfg.model.prediction,
-            variance=cfg.model.variance,
-            levels=run.data.levels,
-            generator=gen,
-        )
-        totals.append(b.total.numpy())
-        terms.append(torch.cat([b.terms, b.prior[:, None]], 1).numpy())
+    for batch in _batches(x, run.config.evaluate.batch_size):
+        b = full_bound(denoiser, batch.to(run.device), levels=run.data.levels, generator=gen)
+        totals.append(b.total.cpu().numpy())
+        terms.append(torch.cat([b.terms, b.prior[:, None]], 1).cpu().numpy())
     return np.concatenate(totals), np.concatenate(terms)
 
 
 def ode_per_example(run: Run, x: torch.Tensor, *, seed: int) -> tuple[np.ndarray, int]:
     """ODE NLL (N,) in model space and the solver's number of drift evaluations."""
-    cfg, ev = run.config, run.config.evaluate
-    gen = torch.Generator().manual_seed(seed)
+    ev = run.config.evaluate
+    gen, denoiser = run.generator(seed), run.denoiser(clip=False)
     out, nfe = [], 0
     for batch in _batches(x, ev.batch_size):
         res = ode_nll(
-            run.model,
-            run.schedule,
-            batch,
-            prediction=cfg.model.prediction,
-            variance=cfg.model.variance,
+            denoiser,
+            batch.to(run.device),
             rtol=ev.ode_rtol,
             atol=ev.ode_atol,
             method=ev.ode_method,
             exact_max_dim=ev.exact_divergence_max_dim,
-            continuous_time=cfg.model.name == "mlp",
             generator=gen,
         )
-        out.append(res.nll.numpy())
+        out.append(res.nll.cpu().numpy())
         nfe += res.nfe
     return np.concatenate(out), nfe
 
@@ -174,7 +169,7 @@ def evaluate_run(
     result["isotropic_gaussian_nll_nats"] = gauss
     result["bits_per_dim_bound_vs_isotropic_gaussian"] = (result["nll_bound_nats"] - gauss) * to_bpd
 
-    if data_path is None and run.data.name in toy_names() and levels is None:
+    if data_path is None and is_toy(run.data.name) and levels is None:
         neg_log_p = -toy_log_prob(run.data.name, x_user.reshape(N, -1))
         result["true_entropy_nats"], result["true_entropy_se"] = _mean_se(neg_log_p)
         # paired differences: the same points, so the spread of -log p(x) cancels
@@ -197,6 +192,8 @@ def evaluate_run(
 
 def _write_terms(run: Run, terms: np.ndarray, result: dict[str, Any]) -> None:
     """The per-t breakdown: bound_terms.csv (paper time t = index + 1, mean, se) and a plot."""
+    from difflab.plots import plot_bound_terms  # matplotlib takes seconds to import
+
     means = terms.mean(0)
     ses = terms.std(0, ddof=1) / math.sqrt(terms.shape[0])
     path = run.run_dir / "bound_terms.csv"
@@ -259,3 +256,24 @@ def format_report(result: dict[str, Any]) -> list[str]:
         f"({result['ode_nfe']} drift evaluations)"
     )
     return lines
+
+
+def command(args: argparse.Namespace) -> int:
+    """``difflab evaluate``."""
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    run = load_run(args.run_dir)
+    if run.data.is_image:
+        from difflab.app.evaluate_images import command_images
+
+        return command_images(run, n=args.n or 1000)
+    changes = {k: v for k, v in {"ode_rtol": args.rtol, "ode_atol": args.atol}.items() if v}
+    if changes:
+        run.config = run.config.replace("evaluate", **changes)
+    if args.variance is not None:
+        run.override_variance(args.variance)
+    result = evaluate_run(run, data_path=args.data, n=args.n)
+    for line in format_report(result):
+        print(line)
+    print(f"wrote {run.run_dir / 'evaluate.json'}")
+    return 0

@@ -9,6 +9,7 @@ raw and the EMA weights and compares both with the data (``RUN_DIR/doctor/previe
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from difflab.builders import build_dataset, build_schedule
-from difflab.config import Config, config_from_json
+from difflab.app.build import build_schedule
+from difflab.app.config import Config
+from difflab.app.config_files import config_from_json
+from difflab.app.datasets import build_dataset
+from difflab.app.run import load_run, require_run_dir
+from difflab.app.train import recorded_config_differences
 from difflab.data.dataset import Dataset
 from difflab.metrics import energy_distance
-from difflab.run import load_run, require_run_dir
 from difflab.training import checkpoint as ckpt
 
 #: Terminal SNR (alpha_bar_T / (1 - alpha_bar_T), times the data's variance) above which x_T
@@ -113,7 +117,7 @@ def check_checkpoint(cfg: Config, run_dir: Path) -> tuple[list[Finding], Path | 
     except ckpt.CheckpointError as err:
         fix = f"difflab train --resume {run_dir} falls back to the previous checkpoint"
         return [Finding("checkpoint", "problem", str(err), fix)], None
-    diffs = ckpt.config_differences(meta.get("config") or cfg.to_dict(), cfg.to_dict())
+    diffs = recorded_config_differences(meta.get("config"), cfg)
     diffs = [d for d in diffs if not d.startswith("train.") and not d.startswith("sample.")]
     if diffs:
         message = f"{latest.name} was trained with another config: {'; '.join(diffs[:4])}"
@@ -234,3 +238,13 @@ def diagnose(run_dir: str | Path, *, n: int = 500, seed: int = 0, preview: bool 
     if preview and all(f.level != "problem" or f.check != "weights" for f in findings):
         findings += check_preview(path, data, n=n, seed=seed)
     return findings
+
+
+def command(args: argparse.Namespace) -> int:
+    """``difflab doctor``: exit code 1 when a finding is a problem."""
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    findings = diagnose(args.run_dir, n=args.n, seed=args.seed, preview=not args.no_preview)
+    for line in format_findings(findings):
+        print(line)
+    return 1 if any(f.level == "problem" for f in findings) else 0

@@ -1,4 +1,6 @@
-"""The ``difflab`` command line: parse arguments -> config -> library calls. No math here.
+"""The ``difflab`` command line: parse arguments, then hand them to the command's module
+(``app/train.py``, ``app/sample.py``, ...). No math here; help about names comes from the
+registry.
 
 User mistakes (bad config values, bad files, a missing run) end with one line on stderr,
 ``difflab: error: ...``, and exit code 2. Set DIFFLAB_DEBUG=1 to see the traceback instead.
@@ -7,12 +9,15 @@ User mistakes (bad config values, bad files, a missing run) end with one line on
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import typing
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+
+from difflab.app import registry
+from difflab.app.registry import DIFFUSION, LADDER, LOSSES, SAMPLERS, SCORE
 
 EXIT_USAGE = 2
 
@@ -98,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument(
-        "--samplers", help="comma-separated samplers (default: all: ddpm,ddim,euler,heun,dpmpp2m)"
+        "--samplers",
+        help="comma-separated samplers (default: "
+        f"{','.join(registry.names(SAMPLERS, needs=DIFFUSION, grid=True, bench=True))})",
     )
     p.add_argument("--steps", help="comma-separated step counts K (default: 5,10,20,50,100,1000)")
     p.add_argument("--n", type=int, default=5000, help="samples per row (default 5000)")
@@ -171,14 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_sampler_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--sampler",
-        help="sampler (default: sample.sampler of the run): ddpm, ddim, euler, heun, dpmpp2m "
-        "or pc for diffusion models, langevin or annealed_langevin (NCSN) for score models",
+def _sampler_help() -> str:
+    """The --sampler help, from the registry: samplers by the kind of model they run."""
+    diffusion = ", ".join(registry.names(SAMPLERS, needs=DIFFUSION))
+    score = ", ".join(registry.names(SAMPLERS, needs=SCORE))
+    ladder = ", ".join(registry.names(SAMPLERS, needs=LADDER))
+    score_losses = ", ".join(registry.names(LOSSES, trains=SCORE))
+    return (
+        f"sampler (default: sample.sampler of the run): {diffusion} for diffusion models; "
+        f"{score} for score models ({score_losses}), {ladder} for NCSN"
     )
+
+
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", help=_sampler_help())
+    eta_readers = " or ".join(n for n, r in SAMPLERS.items() if "eta" in r.keys)
     p.add_argument(
-        "--eta", type=float, help="ddim only: noise scale in [0, 1] (0 deterministic, default)"
+        "--eta",
+        type=float,
+        help=f"{eta_readers} only: noise scale in [0, 1] (0 deterministic, default)",
     )
     p.add_argument(
         "--spacing",
@@ -186,208 +204,15 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _int_list(text: str | None, name: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
-
-
-def _positive(value: int | None, name: str) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from difflab.training.distributed import shutdown_distributed
-
-    try:
-        return _train(args)
-    finally:
-        shutdown_distributed()
-
-
-def _train(args: argparse.Namespace) -> int:
-    from difflab.config import load_config
-    from difflab.experiment import check_config, resume_run, train_run
-
-    if args.resume:
-        if args.config or args.out or args.dry_run:
-            raise ValueError(
-                "--resume RUN_DIR takes its config from RUN_DIR: drop the config file, --out "
-                "and --dry-run (only --set train.steps=... and the like may change)"
-            )
-        run_dir, summary = resume_run(args.resume, args.overrides, progress=not args.quiet)
-    else:
-        cfg = load_config(args.config, args.overrides)
-        if args.dry_run:
-            print(cfg.to_json(), end="")
-            print(check_config(cfg))
-            return 0
-        run_dir, summary = train_run(cfg, args.out, progress=not args.quiet)
-    from difflab.training.distributed import is_main_process
-
-    if not is_main_process():
-        return 0 if not summary.interrupted else 143
-    if summary.interrupted:
-        print(
-            f"difflab: stopped by {summary.interrupted} at step {summary.steps}; checkpoint "
-            f"{summary.checkpoint}; continue with: difflab train --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return 130 if summary.interrupted == "SIGINT" else 143
-    skipped = f", {summary.skipped_steps} non-finite steps skipped" if summary.skipped_steps else ""
-    print(
-        f"trained to step {summary.steps} in {summary.wall_s:.1f} s "
-        f"({summary.steps_per_s:.0f} steps/s), final loss {summary.final_loss:.4f}{skipped}"
-    )
-    print(f"run directory: {run_dir}")
-    return 0
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    from difflab.data.files import check_output_path
-    from difflab.data.images import check_image_output_path
-    from difflab.experiment import save_samples
-    from difflab.plots import save_image_grid
-    from difflab.run import load_run
-
-    _positive(args.n, "--n")
-    run = load_run(args.run_dir)
-    out = Path(args.out) if args.out else run.run_dir / "samples.npy"
-    (check_image_output_path if run.data.is_image else check_output_path)(out)
-    if args.grid and not run.data.is_image:
-        raise ValueError("--grid draws image samples; this run's data are vectors (use plot)")
-    grid = Path(args.grid) if args.grid else None
-    if grid is not None and (grid.suffix.lower() != ".png" or not grid.parent.is_dir()):
-        raise ValueError(f"--grid {grid}: give a .png file in an existing directory")
-    run.override_sampling(
-        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing
-    )
-    if args.eta is not None and run.config.sample.sampler != "ddim":
-        raise ValueError(
-            f"--eta applies to the ddim sampler only, not {run.config.sample.sampler!r}; "
-            "add --sampler ddim or drop --eta"
-        )
-    n = args.n or run.config.sample.n
-    samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
-    save_samples(run, samples, out)
-    print(f"wrote {n} samples to {out}")
-    if grid is not None:
-        save_image_grid(samples[:400], grid)
-        print(f"wrote a grid of {min(n, 400)} samples to {grid}")
-    return 0
-
-
-def cmd_bench_samplers(args: argparse.Namespace) -> int:
-    from difflab.data.toy import toy_names
-    from difflab.run import load_run
-    from difflab.sampler_bench import bench_samplers, format_row, table_header
-
-    _positive(args.n, "--n")
-    samplers = [v.strip() for v in args.samplers.split(",")] if args.samplers else None
-    steps = _int_list(args.steps, "--steps")
-    run = load_run(args.run_dir)
-    run.override_sampling(eta=args.eta, spacing=args.spacing)
-    print(table_header(run.data.name in toy_names()))
-    result = bench_samplers(
-        run,
-        samplers=samplers,
-        steps=steps,
-        n=args.n,
-        seed=args.seed,
-        floor_draws=args.floor_draws,
-        log=lambda row: print(format_row(row), flush=True),
-    )
-    print(f"wrote {result['json']}" + (f" and {result['plot']}" if result["plot"] else ""))
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from difflab.experiment import plot_run
-    from difflab.run import load_run
-
-    _positive(args.n, "--n")
-    run = load_run(args.run_dir)
-    for path in plot_run(run, n=args.n, seed=args.seed):
-        print(path)
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from difflab.doctor import diagnose, format_findings
-
-    _positive(args.n, "--n")
-    findings = diagnose(args.run_dir, n=args.n, seed=args.seed, preview=not args.no_preview)
-    for line in format_findings(findings):
-        print(line)
-    return 1 if any(f.level == "problem" for f in findings) else 0
-
-
-def _evaluate_images(run, *, n: int) -> int:
-    from difflab.experiment import evaluate_image_run, format_metrics
-
-    result = evaluate_image_run(run, n_samples=n)
-    bpd = result["bits_per_dim"]
-    print(
-        f"test bits/dim (bound): {bpd['bits_per_dim_bound']:.4f} +- {bpd['stderr']:.4f} "
-        f"({bpd['n_images']} images, {bpd['levels']} levels, T = {bpd['T']})"
-    )
-    print(f"  prior {bpd['prior']:.4f}, decoder {bpd['decoder']:.4f}, KL terms {bpd['kl']:.4f}")
-    if "sample_metrics" in result:
-        for line in format_metrics(result["sample_metrics"]):
-            print("  " + line)
-    print(f"wrote {run.run_dir / 'evaluate.json'}")
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from difflab.evaluation import evaluate_run, format_report
-    from difflab.run import load_run
-
-    _positive(args.n, "--n")
-    run = load_run(args.run_dir)
-    if run.data.is_image:
-        return _evaluate_images(run, n=args.n or 1000)
-    changes = {k: v for k, v in {"ode_rtol": args.rtol, "ode_atol": args.atol}.items() if v}
-    if changes:
-        run.config = run.config.replace("evaluate", **changes)
-    if args.variance is not None:
-        run.override_variance(args.variance)
-    result = evaluate_run(run, data_path=args.data, n=args.n)
-    for line in format_report(result):
-        print(line)
-    print(f"wrote {run.run_dir / 'evaluate.json'}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from difflab.config import load_config
-    from difflab.experiment import demo, format_metrics
-
-    _positive(args.n, "--n")
-    cfg = load_config(args.config, args.overrides)
-    result = demo(cfg, args.out, n=args.n, progress=not args.quiet)
-    print(
-        f"\ntrained {result['train_steps']} steps in {result['train_s']} s, "
-        f"sampled {result['n_samples']} points in {result['sample_s']} s"
-    )
-    for line in format_metrics(result["metrics"]):
-        print("  " + line)
-    print(f"results: {result['run_dir']} (summary.json, samples.npy, plots/)")
-    return 0
-
-
+#: Command -> the module whose ``command(args)`` runs it (imported only when it runs).
 COMMANDS = {
-    "train": cmd_train,
-    "sample": cmd_sample,
-    "bench-samplers": cmd_bench_samplers,
-    "plot": cmd_plot,
-    "doctor": cmd_doctor,
-    "evaluate": cmd_evaluate,
-    "demo": cmd_demo,
+    "train": "difflab.app.train",
+    "sample": "difflab.app.sample",
+    "bench-samplers": "difflab.app.bench",
+    "plot": "difflab.app.plot",
+    "doctor": "difflab.app.doctor",
+    "evaluate": "difflab.app.evaluate",
+    "demo": "difflab.app.demo",
 }
 
 
@@ -400,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warnings
     try:
-        return COMMANDS[args.command](args)
+        return importlib.import_module(COMMANDS[args.command]).command(args)
     except (ValueError, FileNotFoundError) as err:
         if os.environ.get("DIFFLAB_DEBUG"):
             raise

@@ -1,0 +1,176 @@
+"""``difflab bench-samplers``: every sampler at several step counts on one trained run.
+
+For each (sampler, K): the network evaluations, the wall time, and for toy data the
+energy-distance and MMD ratios of the samples to fresh data over their noise floors and the
+samples' mean exact -log p(x) beside the true entropy H(p) (``app/quality.py``): a sampler whose
+samples are blurrier than the data shows it there. The plan (which samplers) comes from the
+registry. Writes ``RUN_DIR/bench_samplers.json`` and ``RUN_DIR/plots/bench_samplers.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from difflab.app import registry
+from difflab.app.build import generate
+from difflab.app.datasets import is_toy
+from difflab.app.quality import sample_metrics
+from difflab.app.registry import DIFFUSION, SAMPLERS
+from difflab.app.run import Run, load_run
+from difflab.samplers.spacing import check_steps
+from difflab.training import checkpoint as ckpt
+
+#: The step counts K benchmarked by default (those above T are skipped).
+BENCH_STEPS = (5, 10, 20, 50, 100, 1000)
+
+
+def default_samplers() -> list[str]:
+    """The samplers bench-samplers runs by default: the registry's grid samplers of diffusion
+    models that are marked for the benchmark."""
+    return registry.names(SAMPLERS, needs=DIFFUSION, grid=True, bench=True)
+
+
+def bench_plan(
+    T: int, samplers: Sequence[str] | None = None, steps: Sequence[int] | None = None
+) -> list[tuple[str, int]]:
+    """The (sampler, K) pairs to run: every sampler at every K <= T. K values given explicitly
+    must lie in [1, T]; samplers given explicitly must be grid samplers of diffusion models."""
+    names = list(samplers) if samplers is not None else default_samplers()
+    allowed = registry.names(SAMPLERS, needs=DIFFUSION, grid=True)
+    for name in names:
+        if name not in allowed:
+            raise ValueError(
+                f"unknown sampler {name!r}; choose one of {', '.join(map(repr, allowed))}"
+            )
+    if steps:
+        for k in steps:
+            check_steps(k, T)
+        ks = sorted(set(steps))
+    else:
+        ks = [k for k in BENCH_STEPS if k <= T]
+    return [(name, k) for name in names for k in ks]
+
+
+def _row(run: Run, sampler: str, steps: int, *, n: int, seed: int, floor_draws: int) -> dict:
+    cfg = run.config.replace("sample", sampler=sampler, steps=steps)
+    shape = (n, *run.data.shape)
+    t0 = time.perf_counter()
+    result = generate(cfg, run.model, run.schedule, shape, generator=run.generator(seed))
+    wall = time.perf_counter() - t0
+    samples = run.data.decode(result.x.cpu().numpy())
+    row: dict[str, Any] = {"sampler": sampler, "steps": steps, "nfe": result.nfe, "wall_s": wall}
+    if not np.isfinite(samples).all():
+        row.update(energy_ratio=math.inf, mmd_ratio=math.inf, finite=False)
+        return row
+    metrics = sample_metrics(run, samples, floor_draws=floor_draws)
+    if metrics is not None:
+        row["energy_ratio"] = metrics["energy_distance"]["ratio"]
+        row["mmd_ratio"] = metrics["mmd"]["ratio"]
+        row["energy_distance"] = metrics["energy_distance"]["value"]
+        row["energy_floor"] = metrics["energy_distance"]["floor"]
+        if "neg_log_p" in metrics:
+            row["neg_log_p"] = metrics["neg_log_p"]["value"]
+            row["neg_log_p_excess"] = metrics["neg_log_p"]["excess"]
+            row["true_entropy"] = metrics["neg_log_p"]["entropy"]
+    return row
+
+
+def bench_samplers(
+    run: Run,
+    *,
+    samplers: Sequence[str] | None = None,
+    steps: Sequence[int] | None = None,
+    n: int = 5000,
+    seed: int = 0,
+    floor_draws: int = 5,
+    out_dir: Path | None = None,
+    log=None,
+) -> dict[str, Any]:
+    """Run the plan, write the JSON (and the plot, when there are quality numbers), return the
+    result. ``log`` is called with each finished row (e.g. to print progress)."""
+    if n < 2:
+        raise ValueError(f"--n must be >= 2 to compare samples with data, got {n}")
+    if floor_draws < 1:
+        raise ValueError(f"floor_draws must be >= 1, got {floor_draws}")
+    plan = bench_plan(run.schedule.T, samplers, steps)
+    run.model.eval()
+    rows = []
+    for sampler, k in plan:
+        rows.append(_row(run, sampler, k, n=n, seed=seed, floor_draws=floor_draws))
+        if log is not None:
+            log(rows[-1])
+    out_dir = out_dir or run.run_dir
+    result = {
+        "run_dir": str(run.run_dir),
+        "data": run.data.name,
+        "T": run.schedule.T,
+        "spacing": run.config.sample.spacing,
+        "eta": run.config.sample.eta,
+        "n": n,
+        "seed": seed,
+        "floor_draws": floor_draws,
+        "rows": rows,
+        "json": str(out_dir / "bench_samplers.json"),
+        "plot": None,
+    }
+    if rows and any("energy_ratio" in r for r in rows):
+        from difflab.plots import plot_quality_vs_nfe  # matplotlib takes seconds to import
+
+        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        result["plot"] = str(plot_quality_vs_nfe(rows, out_dir / "plots" / "bench_samplers.png"))
+    ckpt.atomic_write_json(out_dir / "bench_samplers.json", result)
+    return result
+
+
+def format_row(row: dict[str, Any]) -> str:
+    text = f"{row['sampler']:<8} {row['steps']:>5} {row['nfe']:>5} {row['wall_s']:>8.2f}"
+    if "energy_ratio" in row:
+        text += f" {row['energy_ratio']:>9.2f} {row['mmd_ratio']:>9.2f}"
+    if "neg_log_p" in row:
+        text += f" {row['neg_log_p']:>10.3f} {row['true_entropy']:>7.3f}"
+    return text
+
+
+def table_header(with_quality: bool) -> str:
+    head = f"{'sampler':<8} {'K':>5} {'NFE':>5} {'wall_s':>8}"
+    if not with_quality:
+        return head
+    return head + f" {'energy/fl':>9} {'MMD/fl':>9} {'E[-log p]':>10} {'H(p)':>7}"
+
+
+def _int_list(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+
+
+def command(args: argparse.Namespace) -> int:
+    """``difflab bench-samplers``."""
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    samplers = None if args.samplers is None else [v.strip() for v in args.samplers.split(",")]
+    steps = _int_list(args.steps, "--steps")
+    run = load_run(args.run_dir)
+    run.override_sampling(eta=args.eta, spacing=args.spacing)
+    print(table_header(is_toy(run.data.name)))
+    result = bench_samplers(
+        run,
+        samplers=samplers,
+        steps=steps,
+        n=args.n,
+        seed=args.seed,
+        floor_draws=args.floor_draws,
+        log=lambda row: print(format_row(row), flush=True),
+    )
+    print(f"wrote {result['json']}" + (f" and {result['plot']}" if result["plot"] else ""))
+    return 0

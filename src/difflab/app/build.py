@@ -1,0 +1,152 @@
+"""Config -> objects: the one place where config sections become constructor arguments.
+
+Every name is looked up in the registry (``app/registry.py``); a row's ``keys`` are passed from
+its config section as keyword arguments of the same name, its ``uses`` from what the run
+supplies (:func:`_ingredients`), its ``fixed`` as they are. Math modules never read a config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from difflab.app.config import Config, ScheduleConfig
+from difflab.app.registry import DIFFUSION, LADDER, LOSSES, MODELS, SAMPLERS
+from difflab.denoiser import Denoiser
+from difflab.losses.base import Objective
+from difflab.losses.score_matching import geometric_sigmas
+from difflab.reverse import output_channels
+from difflab.samplers import ChainResult, ScoreLadder, timestep_grid
+from difflab.samplers._chain import Record
+from difflab.schedules import NoiseSchedule
+
+
+def build_schedule(cfg: ScheduleConfig, *, warn: bool = True) -> NoiseSchedule:
+    return NoiseSchedule.from_name(
+        cfg.name, cfg.T, beta_start=cfg.beta_start, beta_end=cfg.beta_end, warn=warn
+    )
+
+
+def build_sigmas(cfg: Config) -> torch.Tensor:
+    """The NCSN noise ladder sigma_1 > ... > sigma_L of ``loss``."""
+    return geometric_sigmas(cfg.loss.sigma_max, cfg.loss.sigma_min, cfg.loss.n_sigmas)
+
+
+def _ingredients(
+    cfg: Config, *, data_shape: tuple[int, ...] = (), schedule: NoiseSchedule | None = None,
+    levels: int | None = None,
+) -> dict[str, Callable[[], Any]]:  # fmt: skip
+    """What a run supplies to registry rows (``uses``), each made on demand."""
+    out = output_channels(data_shape[0], cfg.model.variance) if data_shape else None
+    return {
+        "schedule": lambda: schedule,
+        "prediction": lambda: cfg.model.prediction,
+        "variance": lambda: cfg.model.variance,
+        "levels": lambda: levels,
+        "sigmas": lambda: build_sigmas(cfg),
+        "data_dim": lambda: data_shape[0],
+        "in_channels": lambda: data_shape[0],
+        "out_dim": lambda: out,
+        "out_channels": lambda: out,
+        "T": lambda: cfg.schedule.T,
+        "time_scale": lambda: 1000.0 / cfg.schedule.T,
+        "noise_conditional": lambda: LOSSES[cfg.loss.name].trains == LADDER,
+    }
+
+
+def _call(row: Any, section: Any, ingredients: dict[str, Callable[[], Any]]) -> Any:
+    """``row.fn`` with the row's config keys, ingredients and fixed arguments."""
+    kwargs = {key: getattr(section, key) for key in row.keys}
+    kwargs.update({name: ingredients[name]() for name in row.uses})
+    return row.fn(**kwargs, **getattr(row, "fixed", {}))
+
+
+def build_model(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
+    """The network named by ``model.name`` for data of shape ``data_shape`` (one example)."""
+    row = MODELS[cfg.model.name]
+    rank = {"vector": 1, "image": 3}[row.data]
+    if len(data_shape) != rank:
+        what = "vector data (N, D)" if rank == 1 else "images (N, C, H, W)"
+        raise ValueError(
+            f"model.name = {cfg.model.name!r} takes {what}; this data has examples of shape "
+            f"{data_shape}: use model.name = {'unet' if rank == 1 else 'mlp'!r}"
+        )
+    return _call(row, cfg.model, _ingredients(cfg, data_shape=data_shape))
+
+
+def build_objective(
+    cfg: Config, schedule: NoiseSchedule, *, levels: int | None = None
+) -> Objective:
+    """The training objective named by ``loss.name``; ``levels``: the data's grid (or None)."""
+    row = LOSSES[cfg.loss.name]
+    return _call(row, cfg.loss, _ingredients(cfg, schedule=schedule, levels=levels))
+
+
+def build_denoiser(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Denoiser:
+    """The run's diffusion network as samplers see it."""
+    return Denoiser(
+        net,
+        schedule,
+        prediction=cfg.model.prediction,
+        variance=cfg.model.variance,
+        clip=(-1.0, 1.0) if cfg.sample.clip_x0 else None,
+        continuous_time=MODELS[cfg.model.name].continuous_time,
+    )
+
+
+def noise_level_score(net: nn.Module) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    """``score(x, sigma)`` for a noise-conditional network and one level shared by the batch."""
+
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        level = torch.tensor([sigma], dtype=x.dtype, device=x.device).expand(x.shape[0])
+        return net(x, level)
+
+    return score
+
+
+def sampler_model(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Any:
+    """What the run's sampler runs: a Denoiser, a score s(x), or a ScoreLadder (NCSN)."""
+    trains = LOSSES[cfg.loss.name].trains
+    if trains == DIFFUSION:
+        return build_denoiser(cfg, net, schedule)
+    if trains == LADDER:
+        return ScoreLadder(noise_level_score(net), tuple(build_sigmas(cfg).tolist()))
+    return net
+
+
+def sample_grid(cfg: Config, schedule: NoiseSchedule) -> list[int]:
+    """The paper times a grid sampler visits: K = ``sample.steps`` (default T) by ``spacing``."""
+    return timestep_grid(schedule.T, cfg.sample.steps or schedule.T, cfg.sample.spacing)
+
+
+def generate(
+    cfg: Config,
+    net: nn.Module,
+    schedule: NoiseSchedule,
+    shape: tuple[int, ...],
+    *,
+    generator: torch.Generator | None = None,
+    record: Record = None,
+    progress: bool = False,
+) -> ChainResult:
+    """Run the sampler named by ``sample.sampler`` in model space, on the network's device."""
+    row = SAMPLERS[cfg.sample.sampler]
+    kwargs = {k: getattr(cfg.sample, k) for k in row.keys if getattr(cfg.sample, k) is not None}
+    if row.grid:
+        kwargs["grid"] = sample_grid(cfg, schedule)
+    if row.needs != DIFFUSION:  # score samplers draw their start where the network lives
+        param = next(net.parameters(), None)
+        kwargs["device"] = param.device if param is not None else "cpu"
+    model = sampler_model(cfg, net, schedule)
+    return row.fn(model, shape, generator=generator, record=record, progress=progress, **kwargs)
+
+
+def count_parameters(cfg: Config, data_shape: tuple[int, ...]) -> int:
+    """Parameters of the run's network, counted without allocating them."""
+    with torch.device("meta"):
+        model = build_model(cfg, data_shape)
+    return sum(math.prod(p.shape) for p in model.parameters())

@@ -1,0 +1,73 @@
+"""``[data]`` -> data: the training set, the splits of an image source, and fresh draws of a toy
+distribution for evaluation (the registry's ``DATASETS`` says which source each name is)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from difflab.app.config import DataConfig
+from difflab.app.registry import DATASETS
+from difflab.data import images
+from difflab.data.dataset import Dataset, standardize
+from difflab.data.files import load_vectors
+from difflab.data.toy import sample_toy
+
+#: Seeds for evaluation data, far from any training seed so fresh data is really fresh.
+REFERENCE_SEED = 1_000_003
+
+
+def build_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
+    """The training data: a seeded toy draw of ``n_train`` points, the user's file, or the
+    training split of an image source (in [-1, 1], ``levels`` recorded)."""
+    source = DATASETS[cfg.name].source
+    if source == "image":
+        return build_image_split(cfg, "train")
+    if source == "file":
+        assert cfg.path is not None
+        x = load_vectors(cfg.path)
+    else:
+        x = sample_toy(cfg.name, cfg.n_train, seed=seed)
+    if cfg.normalize == "standardize":
+        return standardize(cfg.name, x)
+    return Dataset(cfg.name, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+
+
+def load_images(cfg: DataConfig) -> tuple[np.ndarray, int]:
+    """Every image of an image source in user space, (N, H, W[, C]) integers, and its levels."""
+    if cfg.name == "digits":
+        return images.load_digits_images(), images.DIGITS_LEVELS
+    assert cfg.path is not None
+    if cfg.name == "images":
+        x = images.load_image_folder(cfg.path, image_size=cfg.image_size, color=cfg.color)
+        return x, 256
+    levels = cfg.levels or 256
+    x = images.load_image_array(cfg.path, levels=levels)
+    if cfg.image_size is not None and x.shape[1:3] != (cfg.image_size, cfg.image_size):
+        if levels != 256:
+            raise ValueError(
+                f"data.image_size resizes 8-bit images only; these have data.levels = {levels}"
+            )
+        x = images.resize_array(x, cfg.image_size)
+    return x, levels
+
+
+def build_image_split(cfg: DataConfig, split: str) -> Dataset:
+    """The ``split`` ("train", "val", "test") of an image source as a Dataset in model space
+    (N, C, H, W) in [-1, 1], with its number of levels (see data/images.split_indices)."""
+    x, levels = load_images(cfg)
+    idx = images.split_indices(x.shape[0], split)
+    if idx.size == 0:
+        raise ValueError(f"{cfg.name}: {x.shape[0]} images leave the {split} split empty")
+    model_x = images.to_model_space(x[idx], levels)
+    return Dataset(cfg.name, torch.from_numpy(model_x), levels=levels)
+
+
+def is_toy(name: str) -> bool:
+    """Whether ``name`` is a toy generator (fresh draws and an exact density exist)."""
+    return name in DATASETS and DATASETS[name].source == "toy"
+
+
+def reference_data(name: str, n: int, *, seed: int = REFERENCE_SEED) -> np.ndarray | None:
+    """Fresh data of a toy distribution (a new seeded draw), or None for other data."""
+    return sample_toy(name, n, seed=seed) if is_toy(name) else None

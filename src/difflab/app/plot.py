@@ -1,0 +1,170 @@
+"""``difflab plot``: every figure of a run, written into ``RUN_DIR/plots``.
+
+Vector data: the data, the forward process q(x_t) at 10 times (NCSN: the data at its noise
+levels), the sampler's chain at 10 of its states, samples beside data, the loss curve, and for
+2-D data the learned score field beside a reference (score.png) and a few chains drawn over it
+(trajectories.png). Images: grids of data and samples, forward and reverse trajectories.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from difflab.app.build import build_sigmas, noise_level_score
+from difflab.app.datasets import REFERENCE_SEED, build_dataset, build_image_split, reference_data
+from difflab.app.registry import DIFFUSION, LADDER, LOSSES
+from difflab.app.run import Run, load_run
+from difflab.training.trainer import read_metrics
+
+
+class ScoreField(NamedTuple):
+    """A run's score at its smallest noise level, ``score(x)`` in model space, and the law it
+    estimates: the score of ``scale`` * x_0 + ``noise_std`` * z (z ~ N(0, I), x_0 the data)."""
+
+    score: Callable[[torch.Tensor], torch.Tensor]
+    scale: float
+    noise_std: float
+
+
+def score_field(run: Run) -> ScoreField:
+    """The learned score of a run: the score network itself; for NCSN at sigma_min; for a
+    diffusion model -eps_hat(x, 1) / sigma_1, the score of q(x_1) (paper time 1)."""
+    cfg = run.config
+    trains = LOSSES[cfg.loss.name].trains
+    if trains == LADDER:
+        sigma = float(build_sigmas(cfg)[-1])
+        return ScoreField(lambda x: noise_level_score(run.model)(x, sigma), 1.0, sigma)
+    if trains != DIFFUSION:
+        return ScoreField(run.model, 1.0, cfg.loss.sigma if cfg.loss.name == "dsm" else 0.0)
+    denoiser = run.denoiser(clip=False)
+    process = denoiser.process
+    return ScoreField(lambda x: denoiser.score(x, 1), process.alpha(1), process.sigma(1))
+
+
+def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = None) -> list[Path]:
+    """Every figure for a run, written into ``run_dir/plots``."""
+    from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
+        panel_labels,
+        plot_data,
+        plot_forward,
+        plot_loss,
+        plot_noise_levels,
+        plot_reverse,
+        plot_samples_vs_data,
+    )
+
+    out_dir = out_dir or run.run_dir / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if run.data.is_image:
+        return plot_image_run(run, n=n, seed=seed, out_dir=out_dir)
+    data = reference_data(run.data.name, n, seed=REFERENCE_SEED)
+    if data is None:
+        data = run.data.decode(build_dataset(run.config.data).x[:n].numpy())
+    model_data = run.data.encode(data)
+    cfg = run.config
+    samples, chain = run.sample(n, seed=seed, record=panel_labels)
+    paths = [plot_data(data, out_dir / "data.png", title=f"data: {run.data.name}")]
+    trains = LOSSES[cfg.loss.name].trains
+    if trains == LADDER:
+        sigmas = build_sigmas(cfg).tolist()
+        paths.append(plot_noise_levels(sigmas, model_data, out_dir / "forward.png"))
+    elif trains == DIFFUSION:
+        paths.append(plot_forward(run.schedule, model_data, out_dir / "forward.png", seed=seed))
+    paths += [
+        plot_reverse(
+            chain.trajectory, out_dir / "reverse.png", title=f"{cfg.sample.sampler} chain"
+        ),
+        plot_samples_vs_data(samples, data, out_dir / "samples.png"),
+    ]
+    if model_data.shape[1] == 2:
+        paths += plot_score(run, model_data, out_dir, seed=seed)
+    rows = read_metrics(run.run_dir)
+    if rows:
+        paths.append(plot_loss(rows, out_dir / "loss.png"))
+    return paths
+
+
+def reference_log_prob(model_data: np.ndarray, *, scale: float, noise_std: float):
+    """log-density (model space) of scale * x_0 + noise_std * z for the run's data: a Gaussian
+    mixture fitted to the data (see difflab.density)."""
+    from difflab.density import fit_gaussian_mixture, mixture_log_prob
+
+    return mixture_log_prob(fit_gaussian_mixture(model_data), scale=scale, noise_std=noise_std)
+
+
+def plot_score(run: Run, model_data: np.ndarray, out_dir: Path, *, seed: int = 0) -> list[Path]:
+    """score.png: the learned score field beside the reference score of the same noise level;
+    trajectories.png: a few sampler chains drawn as arrows over the learned field (model space)."""
+    from difflab.density import score_of
+    from difflab.plots import data_limits, plot_score_fields, plot_trajectories, score_grid
+
+    field = score_field(run)
+    grid = score_grid(data_limits(model_data))
+    grid_t = torch.from_numpy(grid).to(run.device)
+    with torch.no_grad():
+        learned = field.score(grid_t).cpu().numpy()
+    log_prob = reference_log_prob(model_data, scale=field.scale, noise_std=field.noise_std)
+    reference = score_of(log_prob, torch.from_numpy(grid)).numpy()
+    level = f"noise std {field.noise_std:.3g}" if field.noise_std else "no noise"
+    score_path = plot_score_fields(
+        grid,
+        [
+            (f"learned score ({level})", learned),
+            (f"reference score: Gaussian-mixture fit ({level})", reference),
+        ],
+        model_data,
+        out_dir / "score.png",
+    )
+    _, chain = run.sample(8, seed=seed + 1, record=lambda labels: labels)
+    trajectories = plot_trajectories(
+        chain.trajectory,
+        grid,
+        learned,
+        out_dir / "trajectories.png",
+        title=f"{run.config.sample.sampler} chains over the learned score",
+        data=model_data,
+    )
+    return [score_path, trajectories]
+
+
+def plot_image_run(run: Run, *, n: int, seed: int, out_dir: Path) -> list[Path]:
+    """Image runs: grids of training images and samples (n each, at most 100), forward and
+    reverse trajectories (8 rows, 10 times from 0 to T) and the loss curve."""
+    from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
+        panel_labels,
+        plot_image_forward,
+        plot_image_reverse,
+        plot_loss,
+        save_image_grid,
+    )
+
+    n = min(n, 100)
+    data = build_image_split(run.config.data, "train").x[:n].numpy()
+    samples, _ = run.sample(n, seed=seed)
+    _, chain = run.sample(8, seed=seed + 1, record=panel_labels)
+    paths = [
+        save_image_grid(data, out_dir / "data.png"),
+        plot_image_forward(run.schedule, data[:8], out_dir / "forward.png", seed=seed),
+        plot_image_reverse(chain.trajectory, out_dir / "reverse.png"),
+        save_image_grid(samples, out_dir / "samples.png"),
+    ]
+    rows = read_metrics(run.run_dir)
+    if rows:
+        paths.append(plot_loss(rows, out_dir / "loss.png"))
+    return paths
+
+
+def command(args: argparse.Namespace) -> int:
+    """``difflab plot``."""
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    run = load_run(args.run_dir)
+    for path in plot_run(run, n=args.n, seed=args.seed):
+        print(path)
+    return 0

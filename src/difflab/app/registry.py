@@ -1,0 +1,270 @@
+"""Every sampler, loss, model and dataset name, written once.
+
+A row names the function or class, what kind of model it needs or trains, and the config keys it
+reads. Config validation, the "did you mean" lists, the CLI's help and the sampler benchmark's
+plan all come from these tables (``app/build.py`` turns a row and a config into an object).
+
+Kinds of model: ``"diffusion"`` (a network behind a :class:`difflab.denoiser.Denoiser`),
+``"score"`` (a score network s(x)) and ``"ladder"`` (a noise-conditional score s(x, sigma) on
+the NCSN ladder, a :class:`difflab.samplers.ScoreLadder`).
+
+Keys: a row's ``keys`` are keys of its config section, passed to its function as keyword
+arguments of the same name; ``uses`` are what the run supplies (e.g. ``schedule``, the data's
+``levels``), listed in :data:`INGREDIENT_KEYS` with the config keys they are made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from difflab.data.toy import toy_names
+from difflab.losses.ddpm import HybridObjective, SimpleObjective
+from difflab.losses.score_matching import (
+    DenoisingObjective,
+    ExactObjective,
+    NCSNObjective,
+    SlicedObjective,
+)
+from difflab.losses.sohl_dickstein import SohlDicksteinObjective
+from difflab.losses.vlb import VLBObjective
+from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
+from difflab.models.unet import UNet
+from difflab.samplers import (
+    annealed_langevin_sample,
+    ddim_sample,
+    ddpm_sample,
+    dpmpp2m_sample,
+    dpmpp3m_sample,
+    euler_sample,
+    heun_sample,
+    langevin_sample,
+    pc_sample,
+)
+
+DIFFUSION, SCORE, LADDER = "diffusion", "score", "ladder"
+
+#: What a run supplies to a row (``uses``), and the config keys each is made from.
+INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
+    "schedule": ("schedule.name", "schedule.T", "schedule.beta_start", "schedule.beta_end"),
+    "prediction": ("model.prediction",),
+    "variance": ("model.variance",),
+    "levels": (),  # the data's number of grid values (images), or None
+    "sigmas": ("loss.sigma_max", "loss.sigma_min", "loss.n_sigmas"),
+    "data_dim": (),
+    "in_channels": (),
+    "out_dim": ("model.variance",),  # twice the data's with a learned variance
+    "out_channels": ("model.variance",),
+    "T": ("schedule.T",),
+    "time_scale": ("schedule.T",),  # 1000 / T: every T spans the same frequencies
+    "noise_conditional": ("loss.name",),
+}
+
+
+@dataclass(frozen=True)
+class SamplerEntry:
+    """``fn(model, shape, *, [grid], generator, record, progress, **keys)``: ``model`` is what
+    ``needs`` names; ``grid``: it visits K of the schedule's times (``sample.steps`` <= T,
+    ``sample.spacing``); ``bench``: in bench-samplers' default plan."""
+
+    fn: Callable[..., Any]
+    needs: str
+    summary: str
+    keys: tuple[str, ...] = ()
+    grid: bool = True
+    bench: bool = True
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """``fn(**keys, **uses, **fixed)`` is the objective; it ``trains`` a model of that kind,
+    sampled by ``default_sampler``; ``requires`` lists config values it cannot do without."""
+
+    fn: Callable[..., Any]
+    trains: str
+    summary: str
+    default_sampler: str
+    keys: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """``fn(**keys, **uses)`` is the network, of kind ``kind``, for ``data`` ("vector" (N, D)
+    or "image" (N, C, H, W)); ``continuous_time``: it takes a fractional step index."""
+
+    fn: Callable[..., Any]
+    kind: str
+    data: str
+    summary: str
+    keys: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    continuous_time: bool = False
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """``source``: "toy" (a seeded generator with an exact density), "file" (vectors from
+    ``data.path``) or "image"; ``path_example``: what ``data.path`` holds, if it is needed."""
+
+    source: str
+    summary: str
+    keys: tuple[str, ...] = ()
+    path_example: str | None = None
+
+
+_GRID_KEYS = ("steps", "spacing")
+
+SAMPLERS: dict[str, SamplerEntry] = {
+    "ddpm": SamplerEntry(ddpm_sample, DIFFUSION, "ancestral sampling (Ho et al. 2020)"),
+    "ddim": SamplerEntry(ddim_sample, DIFFUSION, "DDIM (Song et al. 2020)", keys=("eta",)),
+    "euler": SamplerEntry(euler_sample, DIFFUSION, "probability-flow ODE, Euler"),
+    "heun": SamplerEntry(heun_sample, DIFFUSION, "probability-flow ODE, Heun (Karras 2022)"),
+    "dpmpp2m": SamplerEntry(dpmpp2m_sample, DIFFUSION, "DPM-Solver++(2M) (Lu et al. 2022)"),
+    "dpmpp3m": SamplerEntry(dpmpp3m_sample, DIFFUSION, "DPM-Solver++(3M), third order"),
+    "pc": SamplerEntry(
+        pc_sample,
+        DIFFUSION,
+        "predictor-corrector (Song et al. 2021)",
+        keys=("snr", "corrector_steps"),
+        bench=False,
+    ),
+    "langevin": SamplerEntry(
+        langevin_sample,
+        SCORE,
+        "Langevin dynamics",
+        keys=("steps", "step_size", "step_decay"),
+        grid=False,
+    ),
+    "annealed_langevin": SamplerEntry(
+        annealed_langevin_sample,
+        LADDER,
+        "annealed Langevin (Song & Ermon 2019)",
+        keys=("n_steps_each", "step_size"),
+        grid=False,
+    ),
+}
+
+_DIFFUSION_USES = ("schedule", "prediction", "variance")
+_LEARNED = ("learned_range", "learned")
+
+LOSSES: dict[str, LossEntry] = {
+    "simple": LossEntry(
+        SimpleObjective, DIFFUSION, "DDPM's noise-prediction loss", "ddpm",
+        keys=("timesteps",), uses=_DIFFUSION_USES,
+    ),
+    "vlb": LossEntry(
+        VLBObjective, DIFFUSION, "the variational bound", "ddpm",
+        keys=("timesteps",), uses=(*_DIFFUSION_USES, "levels"),
+    ),
+    "hybrid": LossEntry(
+        HybridObjective, DIFFUSION, "simple + lambda * bound (Nichol & Dhariwal 2021)", "ddpm",
+        keys=("timesteps", "hybrid_lambda"), uses=(*_DIFFUSION_USES, "levels"),
+        requires={"model.variance": _LEARNED},
+    ),
+    "sohl_dickstein": LossEntry(
+        SohlDicksteinObjective, DIFFUSION, "the 2015 bound (Sohl-Dickstein et al.)", "ddpm",
+        keys=("timesteps",), uses=_DIFFUSION_USES,
+        requires={"model.prediction": ("mean",), "model.variance": ("learned",)},
+    ),
+    "exact": LossEntry(ExactObjective, SCORE, "exact score matching (Hyvarinen 2005)", "langevin"),
+    "sliced": LossEntry(
+        SlicedObjective, SCORE, "sliced score matching (Song et al. 2019)", "langevin",
+        keys=("n_projections", "projection"), fixed={"variance_reduced": False},
+    ),
+    "sliced_vr": LossEntry(
+        SlicedObjective, SCORE, "sliced score matching, variance-reduced", "langevin",
+        keys=("n_projections", "projection"), fixed={"variance_reduced": True},
+    ),
+    "dsm": LossEntry(
+        DenoisingObjective, SCORE, "denoising score matching (Vincent 2011)", "langevin",
+        keys=("sigma",),
+    ),
+    "ncsn": LossEntry(
+        NCSNObjective, LADDER, "NCSN: DSM over a noise ladder", "annealed_langevin",
+        uses=("sigmas",),
+    ),
+}  # fmt: skip
+
+_VECTOR_KEYS = ("width", "depth", "activation")
+
+MODELS: dict[str, ModelEntry] = {
+    "mlp": ModelEntry(
+        MLP, DIFFUSION, "vector", "MLP with a sinusoidal time embedding",
+        keys=(*_VECTOR_KEYS, "time_dim"), uses=("data_dim", "out_dim", "time_scale"),
+        continuous_time=True,
+    ),
+    "conditional_linear": ModelEntry(
+        ConditionalLinearNet, DIFFUSION, "vector", "the tutorial's network",
+        keys=_VECTOR_KEYS, uses=("data_dim", "out_dim", "T"),
+    ),
+    "score_mlp": ModelEntry(
+        ScoreMLP, SCORE, "vector", "score network (score losses)",
+        keys=(*_VECTOR_KEYS, "time_dim"), uses=("data_dim", "noise_conditional"),
+    ),
+    "unet": ModelEntry(
+        UNet, DIFFUSION, "image", "U-Net (images)",
+        keys=("channels", "channel_mult", "num_res_blocks", "attention", "dropout", "time_dim"),
+        uses=("in_channels", "out_channels", "time_scale"),
+    ),
+}  # fmt: skip
+
+DATASETS: dict[str, DatasetEntry] = {
+    **{
+        name: DatasetEntry("toy", "toy data with an exact density", keys=("n_train", "normalize"))
+        for name in toy_names()
+    },
+    "file": DatasetEntry(
+        "file", "your vectors (.npy/.npz/.csv)", keys=("path", "normalize"),
+        path_example="your_data.npy",
+    ),
+    "digits": DatasetEntry("image", "scikit-learn's 8x8 digits, 17 levels"),
+    "images": DatasetEntry(
+        "image", "a folder of PNG/JPEG", keys=("path", "image_size", "color"),
+        path_example="a_folder",
+    ),
+    "image_file": DatasetEntry(
+        "image", "an .npy/.npz of integer images", keys=("path", "image_size", "levels"),
+        path_example="images.npy",
+    ),
+}  # fmt: skip
+
+TABLES: dict[str, dict[str, Any]] = {
+    "sample.sampler": SAMPLERS,
+    "loss.name": LOSSES,
+    "model.name": MODELS,
+    "data.name": DATASETS,
+}
+
+
+def lookup(key: str, name: str) -> Any:
+    """The row of ``name`` in the table behind config key ``key`` (e.g. "sample.sampler"), or
+    a ValueError listing the valid names with a did-you-mean suggestion."""
+    import difflib
+
+    table = TABLES[key]
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(str(name), list(table), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown {key} {name!r}{hint} (choose one of {', '.join(map(repr, table))})")
+
+
+def names(table: dict[str, Any], **match: Any) -> list[str]:
+    """The names of the rows whose fields equal ``match`` (e.g. ``needs="diffusion"``)."""
+    return [n for n, row in table.items() if all(getattr(row, k) == v for k, v in match.items())]
+
+
+def keys_read(key: str, name: str) -> set[str]:
+    """Every config key (``section.key``) that the row of ``name`` reads."""
+    row = lookup(key, name)
+    section = key.split(".")[0]
+    read = {f"{section}.{k}" for k in row.keys}
+    for ingredient in getattr(row, "uses", ()):
+        read.update(INGREDIENT_KEYS[ingredient])
+    if key == "sample.sampler" and row.grid:
+        read.update(f"sample.{k}" for k in _GRID_KEYS)
+    return read

@@ -1,0 +1,69 @@
+"""``difflab sample``: draw samples from a trained run and write them where the user reads them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from difflab.app.registry import SAMPLERS
+from difflab.app.run import Run, load_run
+from difflab.data.files import check_output_path, save_vectors
+from difflab.data.images import check_image_output_path, save_image_array, to_user_space
+
+#: Image samples drawn into a --grid PNG at most.
+GRID_MAX = 400
+
+
+def save_samples(run: Run, samples: np.ndarray, path: str | Path) -> None:
+    """Write samples where the user reads them: images as .npy integers (N, H, W[, C]) in
+    0..levels-1, like the input data; vectors as .npy or .csv (N, D)."""
+    if run.data.is_image:
+        assert run.data.levels is not None
+        save_image_array(path, to_user_space(samples, run.data.levels))
+    else:
+        save_vectors(path, samples)
+
+
+def check_sampler_flags(run: Run, flags: dict[str, object]) -> None:
+    """A one-line error for a flag the run's sampler does not read (e.g. --eta with heun):
+    ``flags`` maps a sample.* key to the flag's value (None: not given)."""
+    sampler = run.config.sample.sampler
+    row = SAMPLERS[sampler]
+    for key, value in flags.items():
+        if value is not None and key not in row.keys:
+            readers = [name for name, r in SAMPLERS.items() if key in r.keys]
+            which = " or ".join(readers)
+            raise ValueError(
+                f"--{key} applies to the {which} sampler{'s' if len(readers) > 1 else ''} only, "
+                f"not {sampler!r}; add --sampler {readers[0]} or drop --{key}"
+            )
+
+
+def command(args: argparse.Namespace) -> int:
+    """``difflab sample``."""
+    from difflab.plots import save_image_grid  # matplotlib takes seconds to import
+
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    run = load_run(args.run_dir)
+    out = Path(args.out) if args.out else run.run_dir / "samples.npy"
+    (check_image_output_path if run.data.is_image else check_output_path)(out)
+    if args.grid and not run.data.is_image:
+        raise ValueError("--grid draws image samples; this run's data are vectors (use plot)")
+    grid = Path(args.grid) if args.grid else None
+    if grid is not None and (grid.suffix.lower() != ".png" or not grid.parent.is_dir()):
+        raise ValueError(f"--grid {grid}: give a .png file in an existing directory")
+    run.override_sampling(
+        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing
+    )
+    check_sampler_flags(run, {"eta": args.eta})
+    n = args.n or run.config.sample.n
+    samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
+    save_samples(run, samples, out)
+    print(f"wrote {n} samples to {out}")
+    if grid is not None:
+        save_image_grid(samples[:GRID_MAX], grid)
+        print(f"wrote a grid of {min(n, GRID_MAX)} samples to {grid}")
+    return 0

@@ -15,7 +15,7 @@ from difflab.app.cli import main
 from difflab.models import MLP
 from difflab.training import checkpoint as ckpt
 from difflab.training.distributed import DistContext, ShardedForward, shard_slice
-from difflab.training.trainer import read_metrics
+from difflab.training.metrics_log import read_metrics
 
 RUN = [
     "train.steps=50",

@@ -19,7 +19,7 @@ import torch
 from conftest import SRC
 from difflab.app.cli import main
 from difflab.training import checkpoint as ckpt
-from difflab.training.trainer import read_metrics
+from difflab.training.metrics_log import read_metrics
 
 STEPS, EVERY = 200, 20
 RUN = [

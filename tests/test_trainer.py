@@ -134,3 +134,24 @@ def test_signal_stops_between_steps_with_a_checkpoint(tmp_path, sig):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     trainer.load_checkpoint(ckpt.load_training_state(summary.checkpoint))
     assert trainer.step == 5
+
+
+def test_checkpoints_are_written_by_default_every_few_minutes(tmp_path, monkeypatch):
+    """Default: a checkpoint each ``train.checkpoint_minutes`` (5) of training, so a long run
+    killed late keeps most of its work. The trainer's clock is replaced by one that advances
+    a minute each time it is read (about once a step), so checkpoints come every few steps."""
+    from difflab.training import trainer as trainer_module
+
+    assert config_from_dict({}).train.checkpoint_minutes == 5.0
+    clock = iter(range(0, 10_000, 60))
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: float(next(clock)))
+    trainer = _trainer(config_from_dict(RAW), lambda i: False, run_dir=tmp_path)
+    trainer.fit()
+    steps = [int(p.name.split("_")[1]) for p in ckpt.checkpoint_dirs(tmp_path)]
+    assert steps[-1] == 10 and len(steps) >= 2 and all(s < 10 for s in steps[:-1])
+    # and 0 turns it off: only the final checkpoint
+    off = {**RAW, "train": {**RAW["train"], "checkpoint_minutes": 0}}
+    (tmp_path / "off").mkdir()
+    trainer = _trainer(config_from_dict(off), lambda i: False, run_dir=tmp_path / "off")
+    trainer.fit()
+    assert [p.name for p in ckpt.checkpoint_dirs(tmp_path / "off")] == ["step_00000010"]

@@ -129,9 +129,3 @@ def to_x0_eps(
         x0 = x0.clamp(*clip)
         eps = eps_from_x0(schedule, x_t, t, x0)
     return x0, eps
-
-
-def score_from_eps(schedule: NoiseSchedule, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """The score of q(x_t): grad log q(x_t) = -eps / sqrt(1 - abar_t), for the optimal eps
-    predictor E[eps | x_t] (Song et al. 2021, Eq. 8 with the VP perturbation kernel)."""
-    return -eps / extract(schedule.sqrt_one_minus_alphas_cumprod, t, eps)

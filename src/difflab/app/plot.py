@@ -20,7 +20,7 @@ from difflab.app.build import build_sigmas, noise_level_score
 from difflab.app.datasets import REFERENCE_SEED, build_dataset, build_image_split, reference_data
 from difflab.app.registry import DIFFUSION, LADDER, LOSSES
 from difflab.app.run import Run, load_run
-from difflab.training.trainer import read_metrics
+from difflab.training.metrics_log import read_metrics
 
 
 class ScoreField(NamedTuple):

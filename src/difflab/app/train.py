@@ -28,7 +28,8 @@ from difflab.losses.base import Objective
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
 from difflab.training.distributed import init_distributed, is_main_process, shutdown_distributed
-from difflab.training.trainer import Trainer, TrainSummary, truncate_metrics
+from difflab.training.metrics_log import truncate_metrics
+from difflab.training.trainer import Trainer, TrainSummary
 
 #: Keys ``--set`` may change when resuming; everything else is fixed by the checkpoint.
 RESUME_KEYS = (

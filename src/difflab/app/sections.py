@@ -1,0 +1,414 @@
+"""The sections of a run's configuration (``[data]``, ``[schedule]``, ``[model]``, ``[loss]``,
+``[train]``, ``[sample]``, ``[evaluate]``), each a frozen dataclass that validates itself on
+construction: a ``ValueError`` names the key (``train.steps``), the bad value and what is
+allowed. Names (``data.name``, ``model.name``, ``loss.name``, ``sample.sampler``) are checked
+against the registry (``app/registry.py``), which also says which keys each name reads. The
+whole config and the checks across sections: ``app/config.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from difflab.app import registry
+from difflab.app.registry import DATASETS
+from difflab.choices import StrEnum, parse_enum
+from difflab.losses.score_matching import Projection
+from difflab.models.embeddings import Activation
+from difflab.parameterization import Prediction
+from difflab.reverse import Variance
+from difflab.samplers.spacing import Spacing
+from difflab.schedules import ScheduleName
+from difflab.timesteps import TimestepSampling
+
+
+class ODEMethod(StrEnum):
+    DOPRI5 = "dopri5"
+    DOPRI8 = "dopri8"
+    BOSH3 = "bosh3"
+    RK4 = "rk4"
+
+
+class Normalize(StrEnum):
+    NONE = "none"
+    STANDARDIZE = "standardize"
+
+
+class ImageColor(StrEnum):
+    AUTO = "auto"
+    GRAYSCALE = "grayscale"
+    RGB = "rgb"
+
+
+class OptimizerName(StrEnum):
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+class LRSchedule(StrEnum):
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+class LogFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+class Precision(StrEnum):
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
+#: Upper bounds that keep a typo from allocating the machine's memory.
+MAX_T = 100_000
+MAX_N_TRAIN = 10_000_000
+
+
+def _check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{key} = {value!r} is invalid: it must be {rule}")
+
+
+def _choice(enum_cls: type[StrEnum], value: Any, key: str) -> None:
+    parse_enum(enum_cls, value, key)
+
+
+def _unread_keys(section: Any, table_key: str, name: str, keys: tuple[str, ...]) -> None:
+    """A one-line error for a key set to a non-default value that ``name`` does not read."""
+    prefix = table_key.split(".")[0]
+    read = registry.keys_read(table_key, name)
+    for key in keys:
+        value, default = getattr(section, key), _default(type(section), key)
+        if value != default and f"{prefix}.{key}" not in read:
+            readers = [
+                n for n in registry.TABLES[table_key] if key in registry.TABLES[table_key][n].keys
+            ]
+            raise ValueError(
+                f"{prefix}.{key} = {value!r} is not read for {table_key} = {name!r}; remove it"
+                + (f" (it is read for {', '.join(map(repr, readers))})" if readers else "")
+            )
+
+
+def _default(cls: type, key: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``name``: a toy dataset, "file" (``path``: an .npy/.npz/.csv of N x D floats), or images:
+    "digits" (scikit-learn's 8x8 digits, 17 levels), "images" (``path``: a folder of PNG/JPEG),
+    "image_file" (``path``: an .npy/.npz of (N, H, W[, C]) integer images with ``levels`` values,
+    256 if omitted). ``image_size`` resizes images; ``color`` is auto, grayscale or rgb."""
+
+    name: str = "swiss_roll"
+    path: str | None = None
+    n_train: int = 50_000
+    normalize: str = "none"
+    image_size: int | None = None
+    color: str = "auto"
+    levels: int | None = None
+
+    def __post_init__(self) -> None:
+        entry = registry.lookup("data.name", self.name)
+        if entry.path_example and not self.path:
+            raise ValueError(f"data.name = {self.name!r} needs data.path = {entry.path_example!r}")
+        if self.path and not entry.path_example:
+            readers = [f"{n!r} ({e.summary})" for n, e in DATASETS.items() if e.path_example]
+            raise ValueError(f"data.path is set: also set data.name to {' or '.join(readers)}")
+        _check(
+            2 <= self.n_train <= MAX_N_TRAIN,
+            "data.n_train",
+            self.n_train,
+            f"an integer in [2, {MAX_N_TRAIN}]",
+        )
+        _choice(Normalize, self.normalize, "data.normalize")
+        _check(
+            self.image_size is None or self.image_size >= 1,
+            "data.image_size",
+            self.image_size,
+            "an integer >= 1, or omitted to keep the images' size",
+        )
+        _choice(ImageColor, self.color, "data.color")
+        _check(
+            self.levels is None or 2 <= self.levels <= 65536,
+            "data.levels",
+            self.levels,
+            "an integer in 2..65536 (256 for 8-bit images), or omitted",
+        )
+        _unread_keys(self, "data.name", self.name, ("normalize", "image_size", "color", "levels"))
+
+    @property
+    def is_image(self) -> bool:
+        return DATASETS[self.name].source == "image"
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The forward process: beta schedule ``name`` over ``T`` steps (see schedules.make_betas)."""
+
+    name: str = "cosine"
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self) -> None:
+        _choice(ScheduleName, self.name, "schedule.name")
+        _check(1 <= self.T <= MAX_T, "schedule.T", self.T, f"an integer in [1, {MAX_T}]")
+        for key in ("beta_start", "beta_end"):
+            value = getattr(self, key)
+            _check(0 < value < 1, f"schedule.{key}", value, "a number in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network (``name``), its size, and what it predicts (``prediction``, ``variance``)."""
+
+    name: str = "mlp"
+    width: int = 128
+    depth: int = 3
+    activation: str = "silu"
+    time_dim: int = 64
+    prediction: str = "v"
+    variance: str = "large"
+    channels: int = 64
+    channel_mult: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = 1
+    attention: bool = False
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        registry.lookup("model.name", self.name)
+        _check(self.channels >= 1, "model.channels", self.channels, "an integer >= 1")
+        _check(
+            len(self.channel_mult) >= 1 and all(m >= 1 for m in self.channel_mult),
+            "model.channel_mult",
+            list(self.channel_mult),
+            "a list of integers >= 1, one per resolution, e.g. [1, 2]",
+        )
+        _check(
+            self.num_res_blocks >= 1, "model.num_res_blocks", self.num_res_blocks, "an integer >= 1"
+        )
+        _check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
+        _choice(Activation, self.activation, "model.activation")
+        _choice(Prediction, self.prediction, "model.prediction")
+        _choice(Variance, self.variance, "model.variance")
+        _check(self.width >= 1, "model.width", self.width, "an integer >= 1")
+        _check(self.depth >= 1, "model.depth", self.depth, "an integer >= 1")
+        _check(
+            self.time_dim >= 2 and self.time_dim % 2 == 0,
+            "model.time_dim",
+            self.time_dim,
+            "an even integer >= 2",
+        )
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training objective ``name`` and how t is drawn (``timesteps``, diffusion losses).
+
+    ``hybrid_lambda`` weights the bound in the hybrid loss (Nichol & Dhariwal 2021).
+    Score matching: ``sigma`` is the noise level of "dsm"; "ncsn" uses the geometric ladder
+    ``sigma_max`` .. ``sigma_min`` of ``n_sigmas`` levels; "sliced" and "sliced_vr" draw
+    ``n_projections`` directions per example from ``projection`` (gaussian | rademacher).
+    """
+
+    name: str = "simple"
+    timesteps: str = "antithetic"
+    hybrid_lambda: float = 0.001
+    sigma: float = 0.1
+    sigma_min: float = 0.01
+    sigma_max: float = 2.0
+    n_sigmas: int = 10
+    n_projections: int = 1
+    projection: str = "gaussian"
+
+    def __post_init__(self) -> None:
+        registry.lookup("loss.name", self.name)
+        _choice(TimestepSampling, self.timesteps, "loss.timesteps")
+        _choice(Projection, self.projection, "loss.projection")
+        _check(self.sigma > 0, "loss.sigma", self.sigma, "> 0")
+        _check(self.sigma_min > 0, "loss.sigma_min", self.sigma_min, "> 0")
+        _check(
+            self.sigma_max > self.sigma_min,
+            "loss.sigma_max",
+            self.sigma_max,
+            f"> loss.sigma_min = {self.sigma_min}",
+        )
+        _check(self.n_sigmas >= 2, "loss.n_sigmas", self.n_sigmas, "an integer >= 2")
+        _check(self.n_projections >= 1, "loss.n_projections", self.n_projections, "an integer >= 1")
+        _check(self.hybrid_lambda >= 0, "loss.hybrid_lambda", self.hybrid_lambda, ">= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: budget, batch, optimiser and LR schedule, EMA, checkpoints and logging.
+
+    Checkpoints: every ``checkpoint_every`` steps (0: off) and every ``checkpoint_minutes`` of
+    training (0: off; default 5), always at the end; the newest ``keep_checkpoints`` are kept.
+    """
+
+    steps: int = 8000
+    batch_size: int = 512
+    lr: float = 2e-3
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    seed: int = 0
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    lr_schedule: str = "cosine"
+    checkpoint_every: int = 0
+    checkpoint_minutes: float = 5.0
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    log_format: str = "csv"
+    device: str = "cpu"
+    max_nonfinite: int = 10
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        _check(0 < self.lr < 10, "train.lr", self.lr, "a number in (0, 10)")
+        _check(0 <= self.ema_decay < 1, "train.ema_decay", self.ema_decay, "a number in [0, 1)")
+        _check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0 (0 turns it off)")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        _check(self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
+        _check(
+            self.checkpoint_every >= 0,
+            "train.checkpoint_every",
+            self.checkpoint_every,
+            "an integer >= 0 (0: no step-based checkpoints)",
+        )
+        _check(
+            self.checkpoint_minutes >= 0,
+            "train.checkpoint_minutes",
+            self.checkpoint_minutes,
+            "a number >= 0 (0: no time-based checkpoints)",
+        )
+        _check(
+            self.keep_checkpoints >= 1,
+            "train.keep_checkpoints",
+            self.keep_checkpoints,
+            "an integer >= 1",
+        )
+        _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
+        _choice(OptimizerName, self.optimizer, "train.optimizer")
+        _choice(LRSchedule, self.lr_schedule, "train.lr_schedule")
+        _choice(LogFormat, self.log_format, "train.log_format")
+        _check(
+            self.max_nonfinite >= 1,
+            "train.max_nonfinite",
+            self.max_nonfinite,
+            "an integer >= 1 (non-finite steps in a row before the run stops)",
+        )
+        _choice(Precision, self.precision, "train.precision")
+        _check(
+            self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto",
+            "train.device",
+            self.device,
+            "'cpu', 'cuda', 'cuda:N' or 'auto'",
+        )
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Sampling defaults for ``difflab sample``: sampler, number of steps (None: all T; for
+    "langevin" the chain length, default 1000), count.
+
+    Langevin samplers: ``step_size`` (None: 1e-3 for "langevin", 2e-5 for "annealed_langevin",
+    whose level i then steps step_size * sigma_i^2 / sigma_min^2), ``step_decay`` (the step
+    shrinks by this factor every step of "langevin"), ``n_steps_each`` (steps per noise level
+    of "annealed_langevin"). Predictor-corrector ("pc"): ``corrector_steps`` Langevin steps at
+    signal-to-noise ratio ``snr`` before every ancestral step.
+
+    Diffusion samplers with K = ``steps`` < T visit K of the T steps chosen by ``spacing``;
+    ``eta`` is DDIM's noise scale (0 deterministic, 1 ancestral).
+    """
+
+    sampler: str = "ddpm"
+    steps: int | None = None
+    spacing: str = "linspace"
+    eta: float = 0.0
+    n: int = 5000
+    clip_x0: bool = False
+    use_ema: bool = True
+    step_size: float | None = None
+    step_decay: float = 1.0
+    n_steps_each: int = 100
+    snr: float = 0.16
+    corrector_steps: int = 1
+
+    def __post_init__(self) -> None:
+        entry = registry.lookup("sample.sampler", self.sampler)
+        _check(
+            self.steps is None or self.steps >= 1,
+            "sample.steps",
+            self.steps,
+            "an integer >= 1, or omitted for all T steps",
+        )
+        _choice(Spacing, self.spacing, "sample.spacing")
+        _check(
+            0.0 <= self.eta <= 1.0,
+            "sample.eta",
+            self.eta,
+            "a number in [0, 1] (0: deterministic DDIM, 1: ancestral)",
+        )
+        _check(self.n >= 1, "sample.n", self.n, "an integer >= 1")
+        _check(
+            self.step_size is None or self.step_size > 0,
+            "sample.step_size",
+            self.step_size,
+            "> 0, or omitted for the sampler's default",
+        )
+        _check(0 < self.step_decay <= 1, "sample.step_decay", self.step_decay, "in (0, 1]")
+        _check(self.n_steps_each >= 1, "sample.n_steps_each", self.n_steps_each, "an integer >= 1")
+        _check(self.snr > 0, "sample.snr", self.snr, "> 0")
+        _check(
+            self.corrector_steps >= 0,
+            "sample.corrector_steps",
+            self.corrector_steps,
+            "an integer >= 0 (0: plain ancestral sampling)",
+        )
+        if self.steps is not None and not entry.grid and "steps" not in entry.keys:
+            raise ValueError(
+                f"sample.steps = {self.steps} does not apply to {self.sampler!r}, which runs "
+                "sample.n_steps_each steps at each of loss.n_sigmas levels; omit --steps"
+            )
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``difflab evaluate``: held-out points (``n``, toy data), the ODE solver (``ode_method``,
+    ``ode_rtol``, ``ode_atol``), exact divergence up to ``exact_divergence_max_dim`` dimensions
+    (Hutchinson above), batch size, and the number of samples scored against fresh data."""
+
+    n: int = 10_000
+    batch_size: int = 10_000
+    ode_method: str = "dopri5"
+    ode_rtol: float = 1e-5
+    ode_atol: float = 1e-5
+    exact_divergence_max_dim: int = 8
+    n_samples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.n >= 2, "evaluate.n", self.n, "an integer >= 2")
+        _check(self.batch_size >= 1, "evaluate.batch_size", self.batch_size, "an integer >= 1")
+        _choice(ODEMethod, self.ode_method, "evaluate.ode_method")
+        for key in ("ode_rtol", "ode_atol"):
+            value = getattr(self, key)
+            _check(0 < value < 1, f"evaluate.{key}", value, "a number in (0, 1)")
+        _check(
+            self.exact_divergence_max_dim >= 0,
+            "evaluate.exact_divergence_max_dim",
+            self.exact_divergence_max_dim,
+            "an integer >= 0",
+        )
+        _check(self.n_samples >= 0, "evaluate.n_samples", self.n_samples, ">= 0 (0: skip)")
+
+

@@ -45,7 +45,7 @@ def train_within(cfg, run_dir: Path, *, minutes: float, calibrate: int) -> dict:
     torch.manual_seed(cfg.train.seed)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg.model, dataset.shape, T=schedule.T)
+    model = build_model(cfg, dataset.shape)
     objective = build_objective(cfg, schedule)
     run_dir.mkdir(parents=True)
     ckpt.write_manifest(run_dir, data_info(dataset))

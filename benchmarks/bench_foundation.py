@@ -74,7 +74,7 @@ def bare_loop(cfg: Config, steps: int, *, with_clip_and_ema: bool = False) -> fl
     torch.manual_seed(0)
     data = build_dataset(cfg.data).x
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg.model, (2,), T=schedule.T)
+    model = build_model(cfg, (2,))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
     params = list(model.parameters())
     shadow = [p.detach().clone() for p in params]
@@ -101,7 +101,7 @@ def trainer_loop(cfg: Config, steps: int) -> float:
     torch.manual_seed(0)
     dataset = build_dataset(cfg.data)
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg.model, dataset.shape, T=schedule.T)
+    model = build_model(cfg, dataset.shape)
     train_cfg = cfg.replace("train", steps=steps, log_every=50).train
     trainer = Trainer(model, build_objective(cfg, schedule), dataset, train_cfg, progress=True)
     return trainer.fit().steps_per_s

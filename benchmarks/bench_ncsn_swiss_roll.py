@@ -1,7 +1,7 @@
 """NCSN on the swiss roll, sampled with annealed Langevin (issue 4).
 
 Target: energy distance of 5000 samples to fresh swiss-roll data at most 2 x its noise floor
-(the mean distance of independent data draws, ``experiment.sample_metrics`` with 5 floor draws),
+(the mean distance of independent data draws, ``app.quality.sample_metrics`` with 5 floor draws),
 with at most 120 s of training on 2 cores. Trains with the CLI's own code path (``train_run``),
 then samples with several seeds to show the spread of the ratio. Only the timed part, the
 training, holds the shared benchmark lock (/tmp/difflab-bench.lock); sampling runs after it.

@@ -34,7 +34,9 @@ from difflab.samplers import ddim_invert, ddim_sample, timestep_grid
 from difflab.schedules import full_timesteps
 
 #: (sampler, K) pairs timed against their bare forward passes.
-SPEED_CASES = [("ddpm", None), ("ddim", 50), ("euler", 50), ("heun", 20), ("dpmpp2m", 20)]
+SPEED_CASES = [
+    ("ddpm", None), ("ddim", 50), ("euler", 50), ("heun", 20), ("dpmpp2m", 20), ("dpmpp3m", 20)
+]  # fmt: skip
 
 
 def _sample_once(run: Run, sampler: str, steps: int | None, n: int, seed: int) -> tuple[float, int]:
@@ -111,9 +113,10 @@ def quality(run: Run, n: int, seeds: int, floor_draws: int) -> dict:
 def inversion(run: Run, n: int) -> dict:
     x0 = build_dataset(run.config.data).x[:n]
     out = {}
+    denoiser = run.denoiser()
     for refine in (0, 1):
-        z = ddim_invert(run.model, run.schedule, x0, refine=refine).x
-        back = ddim_sample(run.model, run.schedule, tuple(x0.shape), x_T=z).x
+        z = ddim_invert(denoiser, x0, refine=refine).x
+        back = ddim_sample(denoiser, tuple(x0.shape), x_T=z).x
         err = (back - x0).abs()
         out[f"refine{refine}"] = {"max_abs_err": float(err.max()), "median": float(err.median())}
     print("inversion", out, flush=True)

@@ -25,6 +25,7 @@ from torch import nn
 from difflab.noise import DiscreteProcess
 from difflab.parameterization import posterior_mean
 from difflab.schedules import NoiseSchedule, expand_like
+from difflab.timesteps import TimestepSampler
 
 
 def _per_example(values, x: torch.Tensor) -> torch.Tensor:
@@ -111,20 +112,24 @@ class GaussianOracle(nn.Module):
         return (v_prev - alpha * v_prev**2 / (alpha * v_prev + beta)).log()
 
 
-def gaussian_data(n: int, mu=0.0, var=1.0, *, dim: int = 2, seed: int = 0) -> torch.Tensor:
-    """n draws of N(mu, diag(var)) in float64, shape (n, dim)."""
+def gaussian_data(
+    n: int, mu=0.0, var=1.0, *, dim: int = 2, seed: int = 0, shape: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """n draws of N(mu, diag(var)) in float64, shape (n, dim), or (n, *shape) when ``shape`` is
+    given (e.g. (C, H, W)); ``mu`` and ``var`` are per channel (dim 1) or scalars."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, dim, generator=g, dtype=torch.float64)
-    mu = torch.as_tensor(mu, dtype=torch.float64)
-    return mu + torch.as_tensor(var, dtype=torch.float64).sqrt() * z
+    z = torch.randn(n, *(shape if shape is not None else (dim,)), generator=g, dtype=torch.float64)
+    return _per_example(mu, z) + _per_example(var, z).sqrt() * z
 
 
 def gaussian_nll(x: torch.Tensor, mu=0.0, var=1.0) -> torch.Tensor:
-    """-log N(x; mu, diag(var)) per example (B,), nats."""
-    mu = torch.as_tensor(mu, dtype=torch.float64)
-    var = torch.as_tensor(var, dtype=torch.float64) * torch.ones(x.shape[1], dtype=torch.float64)
-    z2 = ((x.double() - mu) ** 2 / var).sum(1)
-    return 0.5 * (z2 + var.log().sum() + x.shape[1] * math.log(2 * math.pi))
+    """-log N(x; mu, diag(var)) per example (B,), nats; x: (B, ...), ``mu`` and ``var`` per
+    channel (dim 1) or scalars."""
+    x = x.double()
+    mu = _per_example(mu, x)
+    var = _per_example(var, x) * torch.ones_like(x[:1])
+    z2 = ((x - mu) ** 2 / var).reshape(x.shape[0], -1).sum(1)
+    return 0.5 * (z2 + var.log().sum() + x[0].numel() * math.log(2 * math.pi))
 
 
 class ConstantNet(nn.Module):
@@ -153,3 +158,55 @@ class ZeroNet(nn.Module):
         if self.log_var is None:
             return out.to(x_t.device)
         return torch.cat([out, torch.full_like(out, self.log_var)], dim=1).to(x_t.device)
+
+
+class FixedTimesteps(TimestepSampler):
+    """A timestep sampler that returns chosen steps: ``t`` an int (every example at that step)
+    or an int64 (B,) tensor, with ``weights`` (B,) (default ones). It draws nothing from the
+    generator, so an objective's noise is the generator's first draw, and it keeps what the
+    objective gives ``update`` in ``recorded`` as (t, losses) pairs."""
+
+    def __init__(self, T: int, t, weights: torch.Tensor | None = None) -> None:
+        super().__init__(T)
+        self.t, self.weights = t, weights
+        self.recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def sample(
+        self, batch_size: int, *, generator: torch.Generator | None = None, device=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.t, int):
+            t = torch.full((batch_size,), self.t, dtype=torch.long)
+        else:
+            t = torch.as_tensor(self.t, dtype=torch.long)
+        if t.shape != (batch_size,) or not ((t >= 0) & (t < self.T)).all():
+            raise ValueError(f"FixedTimesteps: t must be (B,) = ({batch_size},) in 0..{self.T - 1}")
+        w = torch.ones(batch_size) if self.weights is None else torch.as_tensor(self.weights)
+        return t.to(device), w.to(device)
+
+    def record(self, t: torch.Tensor, losses: torch.Tensor) -> None:
+        self.recorded.append((t.detach().clone(), losses.detach().clone()))
+
+
+#: Three-point Gauss-Hermite rule for N(0, 1): sum_k W_k f(Z_k) = E[f(Z)] for polynomials f of
+#: degree <= 5. For f(eps) = sum_d f_d(eps_d) (a sum over coordinates, each f_d of degree <= 5)
+#: the rule needs no product grid: giving every coordinate of row k the node Z_k,
+#: sum_k W_k f(Z_k, ..., Z_k) = sum_d sum_k W_k f_d(Z_k) = E[f(eps)] exactly.
+GH3_NODES = (-math.sqrt(3.0), 0.0, math.sqrt(3.0))
+GH3_WEIGHTS = (1.0 / 6.0, 2.0 / 3.0, 1.0 / 6.0)
+
+
+def node_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row of x (B, ...) three times (B * 3, ...), one per node of the rule above."""
+    return x.repeat_interleave(3, dim=0)
+
+
+def node_noise(x: torch.Tensor) -> torch.Tensor:
+    """Noise shaped like x (3B, ...) whose row 3 i + k is the node Z_k in every coordinate."""
+    z = torch.tensor(GH3_NODES, dtype=x.dtype, device=x.device).repeat(x.shape[0] // 3)
+    return z.reshape(-1, *([1] * (x.dim() - 1))).expand_as(x).clone()
+
+
+def node_average(values: torch.Tensor) -> torch.Tensor:
+    """(3B,) values at the node rows -> (B,) expectations over the noise."""
+    w = torch.tensor(GH3_WEIGHTS, dtype=values.dtype, device=values.device)
+    return (values.reshape(-1, 3) * w).sum(1)

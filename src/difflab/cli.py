@@ -201,10 +201,14 @@ def _positive(value: int | None, name: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from difflab.training.distributed import shutdown_distributed
+    from difflab.training.distributed import fail_together, shutdown_distributed
 
-    try:
-        return _train(args)
+    try:  # under torchrun, an error on one rank ends every rank (with that rank's message)
+        return fail_together(
+            lambda: _train(args),
+            user_errors=(ValueError, FileNotFoundError),  # those main() reports in one line
+            debug=bool(os.environ.get("DIFFLAB_DEBUG")),
+        )
     finally:
         shutdown_distributed()
 

@@ -1,11 +1,14 @@
-"""Multi-process training: shards, the sharded forward pass, and 2 processes (torchrun, gloo)
-against 1 process with the same global batch."""
+"""Multi-process training: shards, the sharded forward pass, 2 processes (torchrun, gloo)
+against 1 process with the same global batch, and a failing rank ending every rank."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import safetensors.torch
 import torch
@@ -104,3 +107,167 @@ def test_adaptive_sampler_records_the_losses_of_every_shard(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run([*cmd, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# -- a failing rank ends every rank (training/distributed.py: fail_together) ------------------
+
+#: Seconds from one rank's failure to every rank's exit. Measured about 1 s (the others poll the
+#: store every 0.25 s, then exit 0.5 s after the failing rank). The failing rank keeps its
+#: connections open until the others have seen the failure, or 10 s (ACK_TIMEOUT_S): a rank
+#: that leaves within 5 s was ended by the watchdog, not by gloo noticing a dead peer (NCCL
+#: never notices; the collective would wait for its 10-minute timeout).
+EXIT_BOUND_S = 5.0
+
+#: Trains through the library (Trainer, init_distributed) inside fail_together; the objective
+#: raises on rank FAIL_RANK at its 5th step and writes the time of the failure to STAMP.
+FAILING_SCRIPT = """
+import errno, sys, time
+from pathlib import Path
+import torch
+from difflab.app.config import TrainConfig
+from difflab.data.dataset import Dataset
+from difflab.losses.base import LossOutput
+from difflab.models import MLP
+from difflab.training.distributed import fail_together, init_distributed
+from difflab.training.trainer import Trainer
+
+FAIL_RANK, KIND, STAMP = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+
+
+class Denoising:
+    def __init__(self, rank):
+        self.rank, self.calls = rank, 0
+
+    def __call__(self, model, x0, *, generator=None):
+        self.calls += 1
+        if self.rank == FAIL_RANK and self.calls == 5:
+            STAMP.write_text(repr(time.time()))
+            if KIND == "value":
+                raise ValueError("row 17 of this rank's data is not finite; fix the data file")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        t = torch.randint(0, 10, (x0.shape[0],), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        scale = (t.float() + 1).unsqueeze(1) / 10
+        return LossOutput(((model(x0 + scale * noise, t) - noise) ** 2).mean(dim=1), {})
+
+
+def train():
+    ctx, device = init_distributed("cpu")
+    data = Dataset("gauss", torch.randn(256, 2, generator=torch.Generator().manual_seed(0)))
+    cfg = TrainConfig(steps=200, batch_size=32, warmup_steps=0, log_every=10)
+    net = MLP(2, 2, width=16, depth=2)
+    Trainer(net, Denoising(ctx.rank), data, cfg, progress=False, dist_ctx=ctx).fit()
+    return 0
+
+
+sys.exit(fail_together(train))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_ranks(argv: list[str], logs: Path, world: int = 2) -> list[tuple[int, float, str]]:
+    """Run ``world`` processes of ``argv`` with the environment torchrun gives its workers
+    (without torchrun: rank 0 hosts the store, and no launcher signals the others); per rank
+    the exit code, the time.time() it was seen to exit (polled every 20 ms) and its stderr."""
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = {
+            **os.environ,
+            "PYTHONPATH": SRC,
+            "OMP_NUM_THREADS": "1",
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_WORLD_SIZE": str(world),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        env.pop("DIFFLAB_DEBUG", None)
+        err = open(logs / f"stderr{rank}.txt", "w")  # noqa: SIM115 - closed below
+        procs.append((subprocess.Popen(argv, env=env, stderr=err, stdout=subprocess.DEVNULL), err))
+    ended: dict[int, float] = {}
+    deadline = time.time() + 120
+    while len(ended) < world and time.time() < deadline:
+        for rank, (proc, _) in enumerate(procs):
+            if rank not in ended and proc.poll() is not None:
+                ended[rank] = time.time()
+        time.sleep(0.02)
+    for proc, err in procs:
+        proc.kill()  # only those still running after 120 s: the test then fails
+        proc.wait()
+        err.close()
+    assert len(ended) == world, "a rank was still running 120 s after the start"
+    return [
+        (proc.returncode, ended[r], (logs / f"stderr{r}.txt").read_text())
+        for r, (proc, _) in enumerate(procs)
+    ]
+
+
+def _run_failing_script(tmp_path: Path, fail_rank: int, kind: str) -> tuple[list, float]:
+    script, stamp = tmp_path / "failing.py", tmp_path / "failed_at"
+    script.write_text(FAILING_SCRIPT)
+    ranks = _start_ranks([sys.executable, str(script), str(fail_rank), kind, str(stamp)], tmp_path)
+    assert stamp.exists(), ranks
+    failed_at = float(stamp.read_text())
+    print("exit after failure (s):", [round(ended - failed_at, 2) for _, ended, _ in ranks])
+    return ranks, failed_at
+
+
+def test_a_rank_failing_mid_training_ends_every_rank_with_its_message(tmp_path):
+    """Rank 1's objective raises a ValueError at its 5th step while rank 0 waits in the step's
+    collectives: both exit 2 within EXIT_BOUND_S, each printing rank 1's line, no traceback."""
+    ranks, failed_at = _run_failing_script(tmp_path, 1, "value")
+    line = "difflab: error: row 17 of this rank's data is not finite; fix the data file (rank 1)"
+    for code, ended, stderr in ranks:
+        assert code == 2, stderr
+        assert ended - failed_at < EXIT_BOUND_S
+        assert stderr.strip().splitlines() == [line]  # one line, no traceback
+
+
+def test_rank_0_failing_ends_every_rank(tmp_path):
+    """Rank 0 (which also hosts the store here) fails with an OSError: exit code 1 on both,
+    the traceback on rank 0 only, rank 0's line on both."""
+    ranks, failed_at = _run_failing_script(tmp_path, 0, "os")
+    line = "difflab: error: OSError: [Errno 28] No space left on device (rank 0)"
+    for rank, (code, ended, stderr) in enumerate(ranks):
+        assert code == 1, stderr
+        assert ended - failed_at < EXIT_BOUND_S
+        assert stderr.strip().splitlines()[-1] == line
+        assert ("Traceback" in stderr) == (rank == 0), stderr
+
+
+def test_cli_rank_0_failing_to_write_a_checkpoint_ends_every_rank(tmp_path):
+    """`torchrun -m difflab train --resume`: only rank 0 writes, and something (a file) occupies
+    the path of the step-40 checkpoint, so rank 0 fails there while rank 1 goes on into step 41's
+    collectives. Both ranks print rank 0's line, torchrun exits within EXIT_BOUND_S + 3 s of the
+    failure (its own teardown), and the step-20 checkpoint stays the newest complete one."""
+    run = tmp_path / "run"
+    steps = ["--set", "train.steps=20", "--set", "train.checkpoint_every=20"]
+    assert main(["train", *_args(), *steps, "--out", str(run), "--quiet"]) == 0
+    (run / "checkpoints" / "step_00000040").write_text("not a checkpoint")
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    env.pop("DIFFLAB_DEBUG", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["--log-dir", str(tmp_path / "logs"), "--redirects", "3"]
+    cmd += ["-m", "difflab", "train", "--resume", str(run), "--set", "train.steps=60", "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    ended = time.time()
+    failed_at = (run / "metrics.csv").stat().st_mtime  # the step-40 row, logged just before
+    print(f"torchrun exited {ended - failed_at:.2f} s after the failure")
+    assert proc.returncode != 0
+    assert ended - failed_at < EXIT_BOUND_S + 3
+    logs = sorted((tmp_path / "logs").rglob("stderr.log"))
+    assert len(logs) == 2, proc.stderr[-2000:]
+    for rank, log in enumerate(logs):
+        text = log.read_text()
+        last = text.strip().splitlines()[-1]
+        assert last.startswith("difflab: error: NotADirectoryError: "), text
+        assert last.endswith("step_00000040') (rank 0)"), text
+        assert ("Traceback" in text) == (rank == 0), text
+    assert [p.name for p in ckpt.checkpoint_dirs(run)] == ["step_00000020"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,12 @@ from difflab.data.dataset import Dataset
 from difflab.losses.base import Objective
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
-from difflab.training.distributed import init_distributed, is_main_process, shutdown_distributed
+from difflab.training.distributed import (
+    fail_together,
+    init_distributed,
+    is_main_process,
+    shutdown_distributed,
+)
 from difflab.training.metrics_log import truncate_metrics
 from difflab.training.trainer import Trainer, TrainSummary
 
@@ -195,9 +201,14 @@ def _device(name: str) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``difflab train``."""
+    """``difflab train``. Under torchrun an error on one rank ends every rank, each printing
+    the first failing rank's message (``training/distributed.fail_together``)."""
     try:
-        return _train(args)
+        return fail_together(
+            lambda: _train(args),
+            user_errors=(ValueError, FileNotFoundError),  # those main() reports in one line
+            debug=bool(os.environ.get("DIFFLAB_DEBUG")),
+        )
     finally:
         shutdown_distributed()
 

@@ -17,14 +17,27 @@ batch (up to floating-point summation order):
    (:meth:`TimestepSampler.set_shard`).
 
 Only rank 0 writes files (run directory, metrics, checkpoints).
+
+A rank that raises must not leave the others waiting in a collective (NCCL never notices a
+dead peer; gloo does, but then reports only "Connection closed by peer"):
+:func:`fail_together` publishes the first failure in the process group's store and every rank
+prints it and exits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import json
 import os
+import signal
+import sys
+import threading
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -153,3 +166,153 @@ def is_main_process() -> bool:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
+
+
+#: Keys in the process group's store (a new store per torchrun attempt).
+FAILURE_KEY, SEEN_KEY = "difflab/failure", "difflab/failure_seen"
+POLL_S = 0.25  # how often every rank looks for a published failure
+ACK_TIMEOUT_S = 10.0  # how long the failing rank waits for every other rank to have seen it
+LINGER_S = 0.5  # the others exit this long after, so torchrun names the failing rank first
+
+
+def fail_together(
+    fn: Callable[[], T],
+    *,
+    user_errors: tuple[type[BaseException], ...] = (ValueError,),
+    debug: bool = False,
+) -> T:
+    """Run ``fn`` (a whole command) on this rank; if it raises on any rank, every rank exits.
+
+    Without torchrun (WORLD_SIZE unset or 1) this is ``fn()``. Under torchrun, the first rank to
+    raise stores one line, ``difflab: error: <message> (rank R)``, in the process group's store;
+    a daemon thread on every other rank polls for it (every POLL_S; their main thread may be
+    blocked in a collective, where neither signals nor exceptions reach it), prints it and ends
+    its process with ``os._exit``; the failing rank prints it, waits until all have seen it
+    (at most ACK_TIMEOUT_S, ignoring torchrun's SIGTERM meanwhile) and exits first. Exit code
+    2 for ``user_errors`` (one line, no traceback unless ``debug``; with ``debug`` the others
+    also dump their stacks), 130 for KeyboardInterrupt, 1 otherwise (the failing rank also
+    prints the traceback). Rank 0 may be ended while it writes a checkpoint: checkpoints are
+    renamed into place when complete, so the newest complete one stays intact. A failure
+    before the process group exists is raised as usual.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return fn()
+    watch = _FailureWatch(int(os.environ["RANK"]), world_size, debug=debug)
+    watch.thread.start()
+    try:
+        return fn()
+    except (Exception, KeyboardInterrupt) as err:
+        watch.fail(err, user_errors)  # returns only when there is no store to publish to
+        raise
+    finally:
+        watch.stop()
+
+
+def failure_line(
+    err: BaseException, rank: int, user_errors: tuple[type[BaseException], ...]
+) -> tuple[str, int]:
+    """The line every rank prints for ``err`` raised on ``rank``, and the exit code."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    if isinstance(err, KeyboardInterrupt):
+        return f"difflab: interrupted (rank {rank})", 130
+    if isinstance(err, user_errors):
+        return f"difflab: error: {text or type(err).__name__} (rank {rank})", 2
+    return f"difflab: error: {type(err).__name__}: {text} (rank {rank})", 1
+
+
+class _FailureWatch:
+    """The watchdog of :func:`fail_together`. ``lock`` is the right to end the process: the
+    watchdog, a failing main thread and a finishing main thread (``stop``) take it."""
+
+    def __init__(self, rank: int, world_size: int, *, debug: bool) -> None:
+        self.rank, self.world_size, self.debug = rank, world_size, debug
+        self.store: Any = None
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="difflab-watchdog", daemon=True)
+
+    def _store(self) -> Any:
+        if self.store is None and dist.is_available() and dist.is_initialized():
+            self.store = dist.distributed_c10d._get_default_store()
+        return self.store
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(POLL_S):
+            try:
+                store = self._store()
+                if store is None or not store.check([FAILURE_KEY]):
+                    continue
+                failure = json.loads(store.get(FAILURE_KEY))
+            except Exception:  # the store is gone (its host exited): nothing left to watch
+                return
+            if failure["rank"] == self.rank or not self.lock.acquire(blocking=False):
+                return  # this rank failed: its main thread reports
+            if self.debug:
+                faulthandler.dump_traceback(sys.stderr)  # where this rank was waiting
+            self._follow(failure)
+
+    def fail(self, err: BaseException, user_errors: tuple[type[BaseException], ...]) -> None:
+        """Publish this rank's failure, or follow one published first; ends the process
+        (returns only when there is no store)."""
+        self.lock.acquire()  # if the watchdog holds it, it is ending the process already
+        self.stopped.set()
+        line, code = failure_line(err, self.rank, user_errors)
+        mine = json.dumps({"rank": self.rank, "line": line, "code": code})
+        first = _attempt(lambda: json.loads(self._store().compare_set(FAILURE_KEY, "", mine)))
+        if first is None:
+            self.lock.release()
+            return
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's, once a rank has exited
+        if self.debug or (first["rank"] == self.rank and not isinstance(err, user_errors)):
+            traceback.print_exception(err)
+        if first["rank"] != self.rank:
+            self._follow(first)
+        _print(line)
+        _wait_for(lambda: int(self.store.add(SEEN_KEY, 0)) >= self.world_size - 1, ACK_TIMEOUT_S)
+        _exit(code)
+
+    def _follow(self, failure: dict[str, Any]) -> NoReturn:
+        """Another rank failed first: print its line, tell it, end this process after it
+        (which exits once all have seen it; the store may go with it, so no more store calls)."""
+        _print(failure["line"])
+        _attempt(lambda: self.store.add(SEEN_KEY, 1))
+        time.sleep(LINGER_S)
+        _exit(failure["code"])
+
+    def stop(self) -> None:
+        """``fn`` returned: the watchdog must not end the process any more, and a rank failing
+        later (rank 0 in its last checkpoint) must not wait for this one to see it."""
+        self.lock.acquire()  # blocks for good if the watchdog is ending the process
+        self.stopped.set()
+        if self.store is not None:
+            _attempt(lambda: self.store.add(SEEN_KEY, 1))
+
+
+def _attempt(op: Callable[[], T]) -> T | None:
+    """``op()``, or None when the store fails (no process group yet, or its host is gone)."""
+    try:
+        return op()
+    except Exception:
+        return None
+
+
+def _wait_for(done: Callable[[], bool], timeout_s: float) -> None:
+    """Poll ``done`` every 20 ms until it holds, ``timeout_s`` passes or the store fails."""
+    deadline = time.monotonic() + timeout_s
+    while _attempt(done) is False and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _print(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process now: the main thread may be blocked in a collective, and tearing down
+    the process group could block too."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream
+            stream.flush()
+    os._exit(code)

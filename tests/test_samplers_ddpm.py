@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import pytest
 import torch
 
-from difflab.denoiser import Denoiser
+from difflab.denoiser import Denoiser, VarianceClampWarning
 from difflab.samplers import ChainResult, ddpm_sample, ddpm_step, run_chain, timestep_grid
 from difflab.schedules import NoiseSchedule
 from oracles import GaussianOracle, ZeroNet
@@ -157,18 +158,42 @@ def test_small_variance_is_close_with_many_steps():
 @pytest.mark.parametrize("shape", [(3, 2), (3, 2, 4, 4)])
 def test_last_step_adds_no_noise(shape):
     sch = _schedule(20)
-    denoiser = Denoiser(ZeroNet(log_var=20.0), sch, variance="learned")  # any noise: obvious
+    denoiser = Denoiser(ZeroNet(), sch, variance="large")
     x1 = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     a = ddpm_step(denoiser, x1, 1, 0, generator=torch.Generator().manual_seed(1))
     b = ddpm_step(denoiser, x1, 1, 0, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
     c = ddpm_step(denoiser, x1, 2, 1, generator=torch.Generator().manual_seed(1))
     d = ddpm_step(denoiser, x1, 2, 1, generator=torch.Generator().manual_seed(2))
-    assert (c - d).abs().max() > 100  # sigma = e^10 at t = 2
+    # sigma = sqrt(beta_2) ~ 0.04 here: two noise draws differ visibly
+    assert (c - d).abs().max() > 0.1 * float(sch.betas[1].sqrt())
     # explicit noise is used as given
     z = torch.ones(shape)
-    zeros = Denoiser(ZeroNet(), sch)
-    assert torch.equal(ddpm_step(zeros, x1, 4, 3, noise=z), ddpm_step(zeros, x1, 4, 3, noise=z))
+    assert torch.equal(
+        ddpm_step(denoiser, x1, 4, 3, noise=z), ddpm_step(denoiser, x1, 4, 3, noise=z)
+    )
+
+
+@pytest.mark.parametrize("log_var", [-30.0, 20.0, 300.0])
+def test_a_learned_variance_is_kept_within_its_range_when_sampling(log_var):
+    """A learned log-variance outside [log beta_tilde_t, log beta_t] (as a network's raw output
+    off the data, which reached 248 in a 2015 model and overflowed) is clamped into it with a
+    warning: the noise scale is exactly sqrt(beta_t) (above) or sqrt(beta_tilde_t) (below), and
+    the bound still sees the raw value."""
+    sch = _schedule(20)
+    denoiser = Denoiser(ZeroNet(log_var=log_var), sch, variance="learned")
+    x = torch.zeros(4, 2)
+    z = torch.ones(4, 2)
+    with pytest.warns(VarianceClampWarning, match="clamped"):
+        out = ddpm_step(denoiser, x, 5, 4, noise=z)
+    expected = sch.betas[4] if log_var > 0 else sch.posterior_variance[4]
+    torch.testing.assert_close(out, z * float(expected) ** 0.5, rtol=1e-5, atol=0)
+    raw = denoiser.reverse_step(x, 5, 4)
+    assert float(raw.log_var.max()) == log_var
+    with warnings.catch_warnings():  # a network inside the range: no warning, no change
+        warnings.simplefilter("error")
+        inside = Denoiser(ZeroNet(log_var=float(sch.log_betas[4]) - 0.01), sch, variance="learned")
+        ddpm_step(inside, x, 5, 4, noise=z)
 
 
 @pytest.mark.parametrize("shape", [(4, 2), (4, 3, 4, 4)])

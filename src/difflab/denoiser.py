@@ -26,6 +26,7 @@ same three methods.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -36,6 +37,30 @@ from difflab.noise import DiscreteProcess, NoiseProcess
 from difflab.parameterization import Prediction
 from difflab.reverse import ReverseStep, Variance, split_output
 from difflab.schedules import NoiseSchedule
+
+
+class VarianceClampWarning(UserWarning):
+    """A learned reverse variance left [beta_tilde_t, beta_t] and was clamped into it."""
+
+
+def _within(log_var: torch.Tensor, small: float, large: float, t: float) -> torch.Tensor:
+    """A learned log-variance clamped to [log beta_tilde, log beta] of its step, the range of
+    the exact reverse variance for data of unit scale (Sohl-Dickstein et al. 2015, Sec. 2.3;
+    Ho et al. 2020, Sec. 3.2), with a warning when values left it. A trained network stays
+    inside on the data; far off it (a chain that drifted away) its raw output can reach
+    log-variances in the hundreds, whose exp overflows and turns every later state to NaN."""
+    clamped = log_var.clamp(min=small, max=large)
+    outside = (clamped != log_var) & torch.isfinite(log_var)
+    if bool(outside.any()):
+        warnings.warn(
+            f"the network's learned log-variance left [log beta_tilde, log beta] = "
+            f"[{small:.3g}, {large:.3g}] at t = {t:g} for {float(outside.float().mean()):.2%} "
+            f"of values (max {float(log_var.max()):.3g}): clamped into that range; values "
+            "far outside come from states off the data (see `difflab doctor`)",
+            VarianceClampWarning,
+            stacklevel=3,
+        )
+    return clamped
 
 
 class DenoiserOutput(NamedTuple):
@@ -103,25 +128,29 @@ class Denoiser(nn.Module):
         """-eps_hat / sigma_t (Song et al. 2021, Eq. 8 with the VP perturbation kernel)."""
         return -self(x_t, t).eps / self.process.sigma(t)
 
-    def reverse_step(self, x_t: torch.Tensor, t: float, t_prev: float) -> ReverseStep:
+    def reverse_step(
+        self, x_t: torch.Tensor, t: float, t_prev: float, *, clamp: bool = False
+    ) -> ReverseStep:
         """p(x_{t_prev} | x_t) = N(mean, var): the posterior at x0_hat, with the variance type's
         variance (at t_prev = 0 the "small" variance is clipped to that of the step 2 -> 1,
-        as the bound's decoder needs a positive variance)."""
+        as the bound's decoder needs a positive variance). ``clamp``: keep a learned variance
+        within [beta_tilde, beta] of the step (samplers ask for it, the bound does not)."""
         out = self(x_t, t)
         post = self.process.posterior(t, t_prev)
         mean = post.c_x0 * out.x0 + post.c_xt * x_t
-        log_var = self.reverse_log_var(t, t_prev, out.var_out)
+        log_var = self.reverse_log_var(t, t_prev, out.var_out, clamp=clamp)
         if isinstance(log_var, float):  # a 0-d tensor broadcasts against x_t
             log_var = x_t.new_tensor(log_var)
         return ReverseStep(mean, log_var.exp(), log_var, out.x0, out.eps)
 
     def reverse_log_var(
-        self, t: float, t_prev: float, var_out: torch.Tensor | None
+        self, t: float, t_prev: float, var_out: torch.Tensor | None, *, clamp: bool = False
     ) -> float | torch.Tensor:
         """log Sigma of the step t -> t_prev: "small" the posterior variance, "large" the
         forward step's sigma_{t|t_prev}^2 (beta_t on the full grid), "learned_range" the
         network's interpolation between their logs, "learned" the network's log-variance (one
-        step of the full grid only; Nichol & Dhariwal 2021, Eq. 15 and Sec. 4)."""
+        step of the full grid only; Nichol & Dhariwal 2021, Eq. 15 and Sec. 4). ``clamp``:
+        learned values are clamped to [small, large], with a warning (:func:`_within`)."""
         process = self.process
         large = math.log(process.transition(t, t_prev)[1])
         if self.prediction is Prediction.MEAN and t == 1:
@@ -135,14 +164,15 @@ class Denoiser(nn.Module):
             raise ValueError(f"variance {self.variance.value!r} needs a network output for it")
         if self.variance is Variance.LEARNED_RANGE:
             frac = (var_out + 1.0) / 2.0
-            return frac * large + (1.0 - frac) * small
+            log_var = frac * large + (1.0 - frac) * small
+            return _within(log_var, small, large, t) if clamp else log_var
         if t - t_prev != 1:
             raise ValueError(
                 "model.variance = 'learned' was learned for single steps and cannot be "
                 "respaced: sample it with all T steps (omit --steps) or use another sampler "
                 "(ddim, heun, dpmpp2m)"
             )
-        return var_out
+        return _within(var_out, small, large, t) if clamp else var_out
 
     def _clipped_small(self) -> float:
         """log of the posterior variance of the step 2 -> 1 (log beta_1 if T = 1)."""

@@ -3,7 +3,9 @@
 x_T ~ N(0, I); for each step t -> t_prev of the grid: x_{t_prev} = mu_theta(x_t) + sigma z with
 z ~ N(0, I), except at the last step, which returns the mean (no noise is added to x_0). The
 Gaussian p(x_{t_prev} | x_t) comes from the Denoiser (``Denoiser.reverse_step``): the posterior
-at x0_hat with the variance of the model's variance type. On a K-step sub-grid of paper times
+at x0_hat with the variance of the model's variance type (a learned variance clamped to
+[beta_tilde, beta] of the step, with a warning: off the data a network's raw log-variance can
+overflow, see ``denoiser._within``). On a K-step sub-grid of paper times
 (``spacing.timestep_grid``) the sub-grid defines a shorter forward process with
 sigma_{t|t_prev}^2 = 1 - abar_t / abar_{t_prev} (Nichol & Dhariwal 2021, Sec. 4).
 """
@@ -30,8 +32,8 @@ def ddpm_step(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One ancestral step x_t -> x_{t_prev} (paper times; no noise when t_prev = 0)."""
-    # 1. the model's Gaussian p(x_{t_prev} | x_t)
-    p = denoiser.reverse_step(x_t, t, t_prev)
+    # 1. the model's Gaussian p(x_{t_prev} | x_t), a learned variance kept within its range
+    p = denoiser.reverse_step(x_t, t, t_prev, clamp=True)
     if t_prev == 0:
         # 2a. the last step returns the mean: adding noise here would blur the data.
         return p.mean

@@ -53,6 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
+    for add in (
+        _train_parser,
+        _sample_parser,
+        _bench_samplers_parser,
+        _plot_parser,
+        _doctor_parser,
+        _evaluate_parser,
+        _demo_parser,
+    ):
+        add(sub)
+    return parser
+
+
+def _train_parser(sub) -> None:
+    from difflab.app.train import RESUME_KEYS
 
     p = sub.add_parser(
         "train",
@@ -66,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue RUN_DIR from its newest good checkpoint (only --set train.steps, "
-        "checkpoint_every, keep_checkpoints, log_every, max_nonfinite, device may change)",
+        help="continue RUN_DIR from its newest good checkpoint (only --set "
+        f"{', '.join(f'train.{k}' for k in RESUME_KEYS)} may change)",
     )
     p.add_argument(
         "--dry-run",
@@ -75,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the config and the data, print the resolved config, write nothing",
     )
 
+
+def _sample_parser(sub) -> None:
     p = sub.add_parser(
         "sample",
         help="draw samples from a trained run",
@@ -93,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="sampling steps K in [1, T] (default: all T)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _bench_samplers_parser(sub) -> None:
     p = sub.add_parser(
         "bench-samplers",
         help="compare the samplers' quality and cost on a trained run",
@@ -118,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
     )
 
+
+def _plot_parser(sub) -> None:
     p = sub.add_parser(
         "plot",
         help="write the run's figures as PNG files",
@@ -131,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=2000, help="points per panel (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
+
+def _doctor_parser(sub) -> None:
     p = sub.add_parser(
         "doctor",
         help="check a run for the usual reasons samples look like noise",
@@ -144,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-preview", action="store_true", help="skip sampling")
 
+
+def _evaluate_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="likelihood of a trained run: the bound, the ODE NLL, the true entropy",
@@ -166,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "variance) or large (beta_t); default: model.variance of the run",
     )
 
+
+def _demo_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="train on the swiss roll, sample, score and plot",
@@ -175,7 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.add_argument("--n", type=int, default=5000, help="number of samples (default 5000)")
-    return parser
 
 
 def _sampler_help() -> str:

@@ -138,56 +138,59 @@ def evaluate_run(
     x_user = held_out_data(run, data_path=data_path, n=n)
     x = torch.from_numpy(run.data.encode(x_user)).float()
     N, D = x.shape[0], x[0].numel()
-    seed = run.config.evaluate.seed
-    # the model's density in the user's units: p_user(x) = p_model(x_model) / prod(std)
-    shift = float(np.log(run.data.std).sum()) if run.data.std is not None else 0.0
-    levels = run.data.levels
-    to_bpd = 1.0 / (D * math.log(2.0))
     result: dict[str, Any] = {"run_dir": str(run.run_dir), "step": run.step, "n": N, "dim": D}
     result["data"] = str(data_path) if data_path else f"{run.data.name} (fresh draw)"
-
-    t0 = time.perf_counter()
-    bound, terms = bound_per_example(run, x, seed=seed)
-    result["bound_s"] = round(time.perf_counter() - t0, 2)
+    # the model's density in the user's units: p_user(x) = p_model(x_model) / prod(std)
+    shift = float(np.log(run.data.std).sum()) if run.data.std is not None else 0.0
+    # 1. the bound, 2. the ODE NLL, both per example in the user's units
+    bound, terms = _timed(result, "bound_s", bound_per_example, run, x)
     bound = bound + shift
-    result["nll_bound_nats"], result["nll_bound_se"] = _mean_se(bound)
-    result["nll_bound_median_nats"] = float(np.median(bound))
-    result["bits_per_dim_bound"] = result["nll_bound_nats"] * to_bpd
-
-    t0 = time.perf_counter()
-    ode, nfe = ode_per_example(run, x, seed=seed)
-    result["ode_s"] = round(time.perf_counter() - t0, 2)
+    ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x)
     ode = ode + shift
-    if levels is not None:  # a density -> the probability of the data's bin
-        ode = ode - D * math.log(2.0 / (levels - 1))
-    result["nll_ode_nats"], result["nll_ode_se"] = _mean_se(ode)
-    result["nll_ode_median_nats"] = float(np.median(ode))  # robust to a few off-data points
-    result["bits_per_dim_ode"] = result["nll_ode_nats"] * to_bpd
-    result["ode_nfe"] = nfe
-
+    if run.data.levels is not None:  # a density -> the probability of the data's bin
+        ode = ode - D * math.log(2.0 / (run.data.levels - 1))
+    for key, values in (("bound", bound), ("ode", ode)):
+        result[f"nll_{key}_nats"], result[f"nll_{key}_se"] = _mean_se(values)
+        result[f"nll_{key}_median_nats"] = float(np.median(values))  # robust to off-data points
+        result[f"bits_per_dim_{key}"] = result[f"nll_{key}_nats"] / (D * math.log(2.0))
+    # 3. the 2015 normalisation: against the isotropic Gaussian fitted to the held-out data
     gauss = _gaussian_baseline_nats(x_user)
     result["isotropic_gaussian_nll_nats"] = gauss
-    result["bits_per_dim_bound_vs_isotropic_gaussian"] = (result["nll_bound_nats"] - gauss) * to_bpd
-
-    if data_path is None and is_toy(run.data.name) and levels is None:
+    result["bits_per_dim_bound_vs_isotropic_gaussian"] = (result["nll_bound_nats"] - gauss) / (
+        D * math.log(2.0)
+    )
+    # 4. toy data: the true entropy, and each NLL's excess over it (an estimate of the KL)
+    if data_path is None and is_toy(run.data.name) and run.data.levels is None:
         neg_log_p = -toy_log_prob(run.data.name, x_user.reshape(N, -1))
         result["true_entropy_nats"], result["true_entropy_se"] = _mean_se(neg_log_p)
-        # paired differences: the same points, so the spread of -log p(x) cancels
-        for key, values in (("bound", bound), ("ode", ode)):
-            excess, se = _mean_se(values - neg_log_p)
-            result[f"kl_{key}_nats"], result[f"kl_{key}_se"] = excess, se
-
+        for key, values in (("bound", bound), ("ode", ode)):  # paired: the spread cancels
+            result[f"kl_{key}_nats"], result[f"kl_{key}_se"] = _mean_se(values - neg_log_p)
     _write_terms(run, terms, result)
+    # 5. the sample metrics
     if run.config.evaluate.n_samples > 0:
-        samples, _ = run.sample(run.config.evaluate.n_samples, seed=seed)
-        bad = int((~np.isfinite(samples)).any(axis=tuple(range(1, samples.ndim))).sum())
-        if bad:  # report it, keep the likelihoods already computed
-            result["sample_metrics"] = None
-            result["sample_metrics_note"] = f"{bad} samples are NaN/inf: the sampler diverged"
-        else:
-            result["sample_metrics"] = sample_metrics(run, samples)
+        _sample_numbers(run, result)
     ckpt.atomic_write_json(run.run_dir / "evaluate.json", result)
     return result
+
+
+def _timed(result: dict[str, Any], key: str, fn, run: Run, x: torch.Tensor):
+    """``fn(run, x, seed=evaluate.seed)``, its wall time written to ``result[key]``."""
+    t0 = time.perf_counter()
+    out = fn(run, x, seed=run.config.evaluate.seed)
+    result[key] = round(time.perf_counter() - t0, 2)
+    return out
+
+
+def _sample_numbers(run: Run, result: dict[str, Any]) -> None:
+    """Sample metrics of ``evaluate.n_samples`` samples; diverged samples are reported, and the
+    likelihoods already computed are kept."""
+    samples, _ = run.sample(run.config.evaluate.n_samples, seed=run.config.evaluate.seed)
+    bad = int((~np.isfinite(samples)).any(axis=tuple(range(1, samples.ndim))).sum())
+    if bad:
+        result["sample_metrics"] = None
+        result["sample_metrics_note"] = f"{bad} samples are NaN/inf: the sampler diverged"
+    else:
+        result["sample_metrics"] = sample_metrics(run, samples)
 
 
 def _write_terms(run: Run, terms: np.ndarray, result: dict[str, Any]) -> None:

@@ -410,5 +410,3 @@ class EvaluateConfig:
             "an integer >= 0",
         )
         _check(self.n_samples >= 0, "evaluate.n_samples", self.n_samples, ">= 0 (0: skip)")
-
-

@@ -76,5 +76,3 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     if (run_dir / "metrics.jsonl").exists():
         return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return []
-
-

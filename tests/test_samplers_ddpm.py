@@ -176,23 +176,23 @@ def test_last_step_adds_no_noise(shape):
 
 @pytest.mark.parametrize("log_var", [-30.0, 20.0, 300.0])
 def test_a_learned_variance_is_kept_within_its_range_when_sampling(log_var):
-    """A learned log-variance outside [log beta_tilde_t, log beta_t] (as a network's raw output
+    """A learned variance outside [beta_tilde_t / 4, 4 beta_t] (as a network's raw log-variance
     off the data, which reached 248 in a 2015 model and overflowed) is clamped into it with a
-    warning: the noise scale is exactly sqrt(beta_t) (above) or sqrt(beta_tilde_t) (below), and
-    the bound still sees the raw value."""
+    warning: the noise scale is exactly 2 sqrt(beta_t) (above) or sqrt(beta_tilde_t) / 2
+    (below), and the bound still sees the raw value."""
     sch = _schedule(20)
     denoiser = Denoiser(ZeroNet(log_var=log_var), sch, variance="learned")
     x = torch.zeros(4, 2)
     z = torch.ones(4, 2)
-    with pytest.warns(VarianceClampWarning, match="clamped"):
+    with pytest.warns(VarianceClampWarning, match="clamps it into that range"):
         out = ddpm_step(denoiser, x, 5, 4, noise=z)
-    expected = sch.betas[4] if log_var > 0 else sch.posterior_variance[4]
+    expected = 4 * sch.betas[4] if log_var > 0 else sch.posterior_variance[4] / 4
     torch.testing.assert_close(out, z * float(expected) ** 0.5, rtol=1e-5, atol=0)
     raw = denoiser.reverse_step(x, 5, 4)
     assert float(raw.log_var.max()) == log_var
     with warnings.catch_warnings():  # a network inside the range: no warning, no change
         warnings.simplefilter("error")
-        inside = Denoiser(ZeroNet(log_var=float(sch.log_betas[4]) - 0.01), sch, variance="learned")
+        inside = Denoiser(ZeroNet(log_var=float(sch.log_betas[4]) + 1.0), sch, variance="learned")
         ddpm_step(inside, x, 5, 4, noise=z)
 
 

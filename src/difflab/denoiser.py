@@ -43,24 +43,22 @@ class VarianceClampWarning(UserWarning):
     """A learned reverse variance left [beta_tilde_t, beta_t] and was clamped into it."""
 
 
-def _within(log_var: torch.Tensor, small: float, large: float, t: float) -> torch.Tensor:
-    """A learned log-variance clamped to [log beta_tilde, log beta] of its step, the range of
-    the exact reverse variance for data of unit scale (Sohl-Dickstein et al. 2015, Sec. 2.3;
-    Ho et al. 2020, Sec. 3.2), with a warning when values left it. A trained network stays
-    inside on the data; far off it (a chain that drifted away) its raw output can reach
-    log-variances in the hundreds, whose exp overflows and turns every later state to NaN."""
-    clamped = log_var.clamp(min=small, max=large)
+#: How far (in log-variance) a learned variance may leave [beta_tilde_t, beta_t] when sampling:
+#: a factor of 4 in variance (2 in the noise's scale) on either side.
+LOG_VAR_MARGIN = math.log(4.0)
+
+
+def _within(log_var: torch.Tensor, small: float, large: float) -> tuple[torch.Tensor, float]:
+    """A learned log-variance clamped to [log beta_tilde - m, log beta + m] of its step, m =
+    :data:`LOG_VAR_MARGIN`, and the fraction of finite values that were outside. [beta_tilde,
+    beta] is the range of the exact reverse variance for data of unit scale (Sohl-Dickstein et
+    al. 2015, Sec. 2.3; Ho et al. 2020, Sec. 3.2); a trained network stays near it on the data,
+    but far off the data (a chain that drifted away) its raw output can reach log-variances in
+    the hundreds, whose exp overflows and turns every later state to NaN. The margin leaves a
+    well-trained model's variance untouched."""
+    clamped = log_var.clamp(min=small - LOG_VAR_MARGIN, max=large + LOG_VAR_MARGIN)
     outside = (clamped != log_var) & torch.isfinite(log_var)
-    if bool(outside.any()):
-        warnings.warn(
-            f"the network's learned log-variance left [log beta_tilde, log beta] = "
-            f"[{small:.3g}, {large:.3g}] at t = {t:g} for {float(outside.float().mean()):.2%} "
-            f"of values (max {float(log_var.max()):.3g}): clamped into that range; values "
-            "far outside come from states off the data (see `difflab doctor`)",
-            VarianceClampWarning,
-            stacklevel=3,
-        )
-    return clamped
+    return clamped, float(outside.float().mean())
 
 
 class DenoiserOutput(NamedTuple):
@@ -99,6 +97,7 @@ class Denoiser(nn.Module):
         self.variance = parse_enum(Variance, variance, "variance")
         self.clip = clip
         self.continuous_time = continuous_time
+        self.clamped_steps = 0  # sampling steps whose learned variance left its range
 
     @property
     def first_trained_time(self) -> float:
@@ -165,14 +164,32 @@ class Denoiser(nn.Module):
         if self.variance is Variance.LEARNED_RANGE:
             frac = (var_out + 1.0) / 2.0
             log_var = frac * large + (1.0 - frac) * small
-            return _within(log_var, small, large, t) if clamp else log_var
+            return self._clamped(log_var, small, large, t) if clamp else log_var
         if t - t_prev != 1:
             raise ValueError(
                 "model.variance = 'learned' was learned for single steps and cannot be "
                 "respaced: sample it with all T steps (omit --steps) or use another sampler "
                 "(ddim, heun, dpmpp2m)"
             )
-        return _within(var_out, small, large, t) if clamp else var_out
+        return self._clamped(var_out, small, large, t) if clamp else var_out
+
+    def _clamped(self, log_var: torch.Tensor, small: float, large: float, t: float):
+        """:func:`_within`, with one warning per Denoiser the first time values leave the
+        range (``self.clamped_steps`` counts the steps where they did)."""
+        clamped, outside = _within(log_var, small, large)
+        if outside > 0:
+            self.clamped_steps += 1
+            if self.clamped_steps == 1:
+                warnings.warn(
+                    f"the network's learned variance left [beta_tilde_t / 4, 4 beta_t] (first "
+                    f"at t = {t:g}, {outside:.2%} of values, max log-variance "
+                    f"{float(log_var.max()):.3g} against log beta_t = {large:.3g}): sampling "
+                    "clamps it into that range (warned once); values far outside come from "
+                    "states off the data",
+                    VarianceClampWarning,
+                    stacklevel=4,
+                )
+        return clamped
 
     def _clipped_small(self) -> float:
         """log of the posterior variance of the step 2 -> 1 (log beta_1 if T = 1)."""

@@ -210,3 +210,63 @@ def node_average(values: torch.Tensor) -> torch.Tensor:
     """(3B,) values at the node rows -> (B,) expectations over the noise."""
     w = torch.tensor(GH3_WEIGHTS, dtype=values.dtype, device=values.device)
     return (values.reshape(-1, 3) * w).sum(1)
+
+
+class ContinuousGaussianOracle(nn.Module):
+    """The optimal network of a continuous formulation (formulation.py) for data
+    N(mu, diag(var)), written out from the definitions, independently of the library's
+    conversions: with a = alpha(t), s = sigma(t), E[x_0 | x_t] = mu + a var (x_t - a mu) /
+    (a^2 var + s^2) and E[eps | x_t] = s (x_t - a mu) / (a^2 var + s^2). The network input
+    is what the formulation feeds it: x_t and the noise input (t, or ln(sigma_bar) / 4 for
+    EDM, whose input is also scaled by c_in = 1 / sqrt(sigma_bar^2 + sd^2) in the frame
+    y = x / a). It returns the output the formulation reads: eps, x0, v = a eps - s x0, the
+    velocity a' x0 + s' eps, or EDM's F = (x0 - c_skip y) / c_out."""
+
+    def __init__(self, formulation, mu=0.0, var=1.0) -> None:
+        super().__init__()
+        self.formulation, self.mu, self.var = formulation, mu, var
+        self.calls = 0
+        self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def _time(self, noise: float) -> float:
+        process = self.formulation.process
+        if self.formulation.noise_input == "time":
+            return noise
+        # (a float32 input rounds the level: keep it within the process's range)
+        return process.time_at_sigma_bar(min(math.exp(4.0 * noise), process.sigma_bar_max))
+
+    def forward(self, x_in: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x_in64, out = x_in.double().cpu(), torch.empty(x_in.shape, dtype=torch.float64)
+        values = noise.double().cpu()
+        for value in values.unique().tolist():
+            rows = (values == value).nonzero().flatten()
+            rows = torch.arange(x_in.shape[0]) if noise.stride(0) == 0 else rows
+            out[rows] = self._optimal(x_in64[rows], self._time(value))
+        return out.to(device=x_in.device, dtype=x_in.dtype)
+
+    def _optimal(self, x_in: torch.Tensor, t: float) -> torch.Tensor:
+        form, process = self.formulation, self.formulation.process
+        a, s = process.alpha(t), process.sigma(t)
+        sd, kind = form.sigma_data, str(form.prediction)
+        if kind == "edm":  # the input is c_in y, y = x / a
+            x = a * x_in * math.sqrt((s / a) ** 2 + sd**2)
+        else:
+            x = x_in
+        mu, var = _per_example(self.mu, x), _per_example(self.var, x)
+        total = a**2 * var + s**2
+        x0 = mu + a * var * (x - a * mu) / total
+        eps = s * (x - a * mu) / total
+        if kind == "eps":
+            return eps
+        if kind == "x0":
+            return x0
+        if kind == "v":
+            return a * eps - s * x0
+        if kind == "velocity":  # (the derivatives are tested against finite differences)
+            da, ds = (float(d) for d in process.derivatives(torch.tensor(t, dtype=torch.float64)))
+            return da * x0 + ds * eps
+        sigma_bar, y = s / a, x / a
+        c_skip = sd**2 / (sigma_bar**2 + sd**2)
+        c_out = sigma_bar * sd / math.sqrt(sigma_bar**2 + sd**2)
+        return (x0 - c_skip * y) / c_out

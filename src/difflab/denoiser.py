@@ -105,6 +105,11 @@ class Denoiser(nn.Module):
         (its step 1 -> 0 is fixed), else 1. The ODE likelihood starts its drift there."""
         return 2.0 if self.prediction is Prediction.MEAN else 1.0
 
+    def prior_std(self, t: float) -> float:
+        """The std of the model's prior at the start of a chain: 1, p(x_T) = N(0, I) (Ho et al.
+        2020); continuous formulations match the marginal's variance (formulation.py)."""
+        return 1.0
+
     @property
     def device(self) -> torch.device:
         """Where the network's parameters live (the samplers' noise is drawn there)."""

@@ -10,6 +10,11 @@ time s in {0, 1, ..., T}: s = t + 1 is the state after the step of index t, whic
 networks and schedule tables use (docs/conventions.md). Fractional times interpolate
 u = -log alpha_bar linearly between the integers (as the ODE likelihood does).
 
+Grids and the EDM sampler also need the inverse: ``time_at_sigma_bar(sigma_bar)`` is the time
+whose noise level sigma / alpha is ``sigma_bar`` (Karras et al. 2022 cast every process in this
+frame, their sigma). ``t_min`` is the smallest noise level a model of the process is used at
+(the likelihood reads the data's density there); continuous processes live in continuous.py.
+
 Symbols: for times t > s, q(x_t | x_s) = N(alpha_{t|s} x_s, sigma_{t|s}^2 I) with
 alpha_{t|s} = alpha_t / alpha_s and sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2, and the
 posterior q(x_s | x_t, x_0) = N(c_x0 x_0 + c_xt x_t, sigma_{t|s}^2 sigma_s^2 / sigma_t^2 I)
@@ -43,6 +48,7 @@ class NoiseProcess(ABC):
     override ``transition`` with a form that is exact where the generic one cancels."""
 
     t_max: float
+    t_min: float
 
     @abstractmethod
     def alpha(self, t: float) -> float:
@@ -60,6 +66,37 @@ class NoiseProcess(ABC):
     def sigma_bar(self, t: float) -> float:
         """sigma / alpha: the noise level of the scaled state x / alpha (Karras et al. 2022)."""
         return self.sigma(t) / self.alpha(t)
+
+    @abstractmethod
+    def time_at_sigma_bar(self, sigma_bar: float) -> float:
+        """The time t whose sigma_bar(t) is ``sigma_bar`` (0 at 0): the inverse grids need."""
+
+    def time_at_log_snr(self, log_snr: float) -> float:
+        """The time whose log-SNR is ``log_snr`` (log-SNR = -2 log sigma_bar)."""
+        return self.time_at_sigma_bar(math.exp(-0.5 * log_snr))
+
+    @property
+    def sigma_bar_max(self) -> float:
+        """The largest noise level, sigma_bar(t_max)."""
+        return self.sigma_bar(self.t_max)
+
+    @property
+    def sigma_bar_limit(self) -> float:
+        """The largest noise level the process defines (grids and EDM's churn stay below it):
+        sigma_bar_max, or infinity for a process defined at every level (EDM's)."""
+        return self.sigma_bar_max
+
+    @property
+    def sigma_bar_min(self) -> float:
+        """The smallest noise level a model is used at, sigma_bar(t_min)."""
+        return self.sigma_bar(self.t_min)
+
+    def _check_sigma_bar(self, sigma_bar: float) -> None:
+        if not 0 <= sigma_bar <= self.sigma_bar_limit * (1 + 1e-9):
+            raise ValueError(
+                f"noise level sigma = {sigma_bar:g} is outside this process's range "
+                f"[0, {self.sigma_bar_limit:g}]"
+            )
 
     def transition(self, t: float, s: float) -> tuple[float, float]:
         """(alpha_{t|s}, sigma_{t|s}^2) of q(x_t | x_s) for t > s."""
@@ -89,6 +126,7 @@ class DiscreteProcess(NoiseProcess):
         betas = schedule.betas.detach().double().cpu().numpy()
         self.T = int(betas.shape[0])
         self.t_max = float(self.T)
+        self.t_min = 1.0
         #: log alpha_bar by paper time: entry 0 is the data, entry s is log alphas_cumprod[s - 1]
         self.log_alpha_bars = np.concatenate([[0.0], np.cumsum(np.log1p(-betas))])
 
@@ -113,6 +151,16 @@ class DiscreteProcess(NoiseProcess):
 
     def sigma_bar(self, t: float) -> float:
         return math.sqrt(math.expm1(-self.log_alpha_bar(t)))
+
+    def time_at_sigma_bar(self, sigma_bar: float) -> float:
+        """The fractional paper time with u = -log alpha_bar = log(1 + sigma_bar^2), inverting
+        the linear interpolation of u between the integers."""
+        self._check_sigma_bar(sigma_bar)
+        u = math.log1p(sigma_bar**2)
+        knots = -self.log_alpha_bars  # increasing from 0
+        k = int(np.clip(np.searchsorted(knots, u), 1, self.T))
+        lo, hi = float(knots[k - 1]), float(knots[k])
+        return (k - 1) + min(max((u - lo) / (hi - lo), 0.0), 1.0)
 
     def transition(self, t: float, s: float) -> tuple[float, float]:
         diff = self.log_alpha_bar(t) - self.log_alpha_bar(s)

@@ -2,9 +2,10 @@
 
 A sampler supplies a ``step(x, item) -> x`` function and the list of items (timesteps, or
 (t, t_prev) pairs) to visit, plus a label for each state: ``times[0]`` labels the starting state
-and ``times[i + 1]`` the state after item i. For diffusion samplers the label is the paper's time
-of the state (x_T has label T, the final sample label 0), so ``record=[T, ..., 0]`` keeps the
-reverse trajectory at those times. ``record`` may also be a function that picks the labels
+and ``times[i + 1]`` the state after item i. For diffusion samplers the label is the process
+time of the state (for a discrete schedule the paper's time: x_T has label T, the final sample
+label 0; continuous processes have float times), so ``record=[T, ..., 0]`` keeps the reverse
+trajectory at those times. ``record`` may also be a function that picks the labels
 to keep from the chain's labels (e.g. ten evenly spaced ones for a figure).
 """
 
@@ -22,12 +23,12 @@ class ChainResult(NamedTuple):
     ``nfe``: the number of network evaluations the chain made."""
 
     x: torch.Tensor
-    trajectory: dict[int, torch.Tensor]
+    trajectory: dict[float, torch.Tensor]
     nfe: int
 
 
 #: Which states a chain keeps: labels, or a function of the chain's labels that returns them.
-Record = Iterable[int] | Callable[[Sequence[int]], Iterable[int]] | None
+Record = Iterable[float] | Callable[[Sequence[float]], Iterable[float]] | None
 
 
 def initial_noise(
@@ -46,12 +47,28 @@ def initial_noise(
     return x if std == 1.0 else std * x
 
 
+def start_state(
+    denoiser: Any,
+    shape: tuple[int, ...],
+    grid: Sequence[float],
+    x_T: torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A diffusion chain's starting state at the grid's first time: ``x_T`` if given, else a
+    draw from the model's prior there, N(0, prior_std^2 I) (N(0, I) for a discrete schedule;
+    ``Denoiser.prior_std``), on the denoiser's device."""
+    prior_std = getattr(denoiser, "prior_std", None)
+    std = 1.0 if prior_std is None else prior_std(grid[0])
+    return initial_noise(shape, x_T, generator=generator, device=denoiser.device, std=std)
+
+
 def run_chain(
     step: Callable[[torch.Tensor, Any], torch.Tensor],
     x: torch.Tensor,
     items: Sequence[Any],
     *,
-    times: Sequence[int],
+    times: Sequence[float],
     record: Record = None,
     progress: bool = False,
     desc: str = "sampling",
@@ -64,7 +81,7 @@ def run_chain(
     if len(times) != len(items) + 1:
         raise ValueError(f"need len(items) + 1 = {len(items) + 1} labels, got {len(times)}")
     keep = set((record(list(times)) if callable(record) else record) or ())
-    trajectory: dict[int, torch.Tensor] = {}
+    trajectory: dict[float, torch.Tensor] = {}
     if times[0] in keep:
         trajectory[times[0]] = x.detach().cpu().clone()
     with torch.inference_mode():

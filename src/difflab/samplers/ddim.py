@@ -34,7 +34,7 @@ import torch
 from difflab.denoiser import Denoiser
 from difflab.forward import randn_like
 from difflab.noise import NoiseProcess
-from difflab.samplers._chain import ChainResult, Record, initial_noise, run_chain
+from difflab.samplers._chain import ChainResult, Record, run_chain, start_state
 
 
 def check_eta(eta: float) -> None:
@@ -78,7 +78,7 @@ def ddim_sample(
         t: ddim_coefficients(denoiser.process, t, t_prev, eta)
         for t, t_prev in itertools.pairwise(grid)
     }
-    x = initial_noise(shape, x_T, generator=generator, device=denoiser.device)
+    x = start_state(denoiser, shape, grid, x_T, generator=generator)
 
     def step(x_t: torch.Tensor, t: float) -> torch.Tensor:
         # 1. the network's estimate of the data and the noise at x_t

@@ -19,7 +19,7 @@ import torch
 
 from difflab.denoiser import Denoiser
 from difflab.forward import randn_like
-from difflab.samplers._chain import ChainResult, Record, initial_noise, run_chain
+from difflab.samplers._chain import ChainResult, Record, run_chain, start_state
 
 
 def ddpm_step(
@@ -58,7 +58,7 @@ def ddpm_sample(
     to 0; default: all T steps) from x_T ~ N(0, I). ``record`` lists labels (paper times) of
     the states to keep in the result's trajectory."""
     grid = list(denoiser.process.default_grid() if grid is None else grid)
-    x = initial_noise(shape, x_T, generator=generator, device=denoiser.device)
+    x = start_state(denoiser, shape, grid, x_T, generator=generator)
 
     def step(x_t: torch.Tensor, pair: tuple[float, float]) -> torch.Tensor:
         return ddpm_step(denoiser, x_t, *pair, generator=generator)

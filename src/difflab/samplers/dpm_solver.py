@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 
 from difflab.denoiser import Denoiser
-from difflab.samplers._chain import ChainResult, Record, initial_noise, run_chain
+from difflab.samplers._chain import ChainResult, Record, run_chain, start_state
 
 
 def psi(h: float) -> tuple[float, float, float]:
@@ -71,7 +71,7 @@ def _multistep_sample(
     grid = list(process.default_grid() if grid is None else grid)
     lam = {t: 0.5 * process.log_snr(t) for t in grid}
     history: list[tuple[float, torch.Tensor]] = []  # (lambda, x0_hat), newest first
-    x = initial_noise(shape, x_T, generator=generator, device=denoiser.device)
+    x = start_state(denoiser, shape, grid, x_T, generator=generator)
 
     def step(x_t: torch.Tensor, pair: tuple[float, float]) -> torch.Tensor:
         t, t_prev = pair

@@ -27,7 +27,13 @@ import torch
 
 from difflab.denoiser import Denoiser
 from difflab.forward import randn_like
-from difflab.samplers._chain import ChainResult, Record, initial_noise, run_chain
+from difflab.samplers._chain import (
+    ChainResult,
+    Record,
+    initial_noise,
+    run_chain,
+    start_state,
+)
 from difflab.samplers.ddpm import ddpm_step
 from difflab.schedules import expand_like
 
@@ -196,7 +202,7 @@ def pc_sample(
     if corrector_steps < 0 or not snr > 0:
         raise ValueError(f"pc needs corrector_steps >= 0 and snr > 0, got {corrector_steps}, {snr}")
     grid = list(denoiser.process.default_grid() if grid is None else grid)
-    x = initial_noise(shape, x_T, generator=generator, device=denoiser.device)
+    x = start_state(denoiser, shape, grid, x_T, generator=generator)
 
     def step(x_t: torch.Tensor, pair: tuple[float, float]) -> torch.Tensor:
         t, t_prev = pair

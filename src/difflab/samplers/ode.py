@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from difflab.denoiser import Denoiser
-from difflab.samplers._chain import ChainResult, Record, initial_noise, run_chain
+from difflab.samplers._chain import ChainResult, Record, run_chain, start_state
 
 Drift = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -73,7 +73,7 @@ def ode_sample(
     process = denoiser.process
     grid = list(process.default_grid() if grid is None else grid)
     f = probability_flow_drift(denoiser, grid)
-    x = initial_noise(shape, x_T, generator=generator, device=denoiser.device)
+    x = start_state(denoiser, shape, grid, x_T, generator=generator)
 
     def step(x_t: torch.Tensor, pair: tuple[float, float]) -> torch.Tensor:
         t, t_prev = pair

@@ -228,31 +228,32 @@ class ContinuousGaussianOracle(nn.Module):
         self.calls = 0
         self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))
 
-    def _time(self, noise: float) -> float:
+    def _times(self, noise: torch.Tensor) -> torch.Tensor:
+        """The process times (B,) float64 of the network's noise input."""
         process = self.formulation.process
         if self.formulation.noise_input == "time":
-            return noise
-        # (a float32 input rounds the level: keep it within the process's range)
-        return process.time_at_sigma_bar(min(math.exp(4.0 * noise), process.sigma_bar_max))
+            return noise.double()
+        # ln(sigma_bar) / 4 -> sigma_bar (a float32 input rounds it: keep it within range)
+        sigma_bar = (4.0 * noise.double()).exp().clamp(max=process.sigma_bar_limit)
+        if type(process).__name__ == "EDMProcess":  # t = sigma_bar
+            return sigma_bar
+        times = [process.time_at_sigma_bar(float(v)) for v in sigma_bar]
+        return torch.tensor(times, dtype=torch.float64)
 
     def forward(self, x_in: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        x_in64, out = x_in.double().cpu(), torch.empty(x_in.shape, dtype=torch.float64)
-        values = noise.double().cpu()
-        for value in values.unique().tolist():
-            rows = (values == value).nonzero().flatten()
-            rows = torch.arange(x_in.shape[0]) if noise.stride(0) == 0 else rows
-            out[rows] = self._optimal(x_in64[rows], self._time(value))
+        x_in64 = x_in.double().cpu()
+        level = noise[:1] if noise.shape[0] > 1 and noise.stride(0) == 0 else noise
+        t = self._times(level.cpu())
+        out = self._optimal(x_in64, t.reshape(-1, *([1] * (x_in.dim() - 1))))
         return out.to(device=x_in.device, dtype=x_in.dtype)
 
-    def _optimal(self, x_in: torch.Tensor, t: float) -> torch.Tensor:
+    def _optimal(self, x_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         form, process = self.formulation, self.formulation.process
-        a, s = process.alpha(t), process.sigma(t)
+        a, s = process.alpha_sigma(t)
         sd, kind = form.sigma_data, str(form.prediction)
-        if kind == "edm":  # the input is c_in y, y = x / a
-            x = a * x_in * math.sqrt((s / a) ** 2 + sd**2)
-        else:
-            x = x_in
+        # EDM's input is c_in y, y = x / a
+        x = a * x_in * ((s / a) ** 2 + sd**2).sqrt() if kind == "edm" else x_in
         mu, var = _per_example(self.mu, x), _per_example(self.var, x)
         total = a**2 * var + s**2
         x0 = mu + a * var * (x - a * mu) / total
@@ -264,9 +265,9 @@ class ContinuousGaussianOracle(nn.Module):
         if kind == "v":
             return a * eps - s * x0
         if kind == "velocity":  # (the derivatives are tested against finite differences)
-            da, ds = (float(d) for d in process.derivatives(torch.tensor(t, dtype=torch.float64)))
+            da, ds = process.derivatives(t)
             return da * x0 + ds * eps
         sigma_bar, y = s / a, x / a
         c_skip = sd**2 / (sigma_bar**2 + sd**2)
-        c_out = sigma_bar * sd / math.sqrt(sigma_bar**2 + sd**2)
+        c_out = sigma_bar * sd / (sigma_bar**2 + sd**2).sqrt()
         return (x0 - c_skip * y) / c_out

@@ -130,7 +130,9 @@ def test_flow_matching_euler_is_exact_to_first_order():
     x = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None].repeat(1, 2)
     errors = []
     for K in (8, 16, 32, 64):
-        times = noise_level_grid(process, K, "time", sigma_min=0.05, sigma_max=20, final_step="none")
+        times = noise_level_grid(
+            process, K, "time", sigma_min=0.05, sigma_max=20, final_step="none"
+        )
         out = euler_sample(denoiser, x.shape, grid=times, x_T=x).x
         t, u = times[0], times[-1]
         z = (x - process.alpha(t) * MU) / math.hypot(process.alpha(t) * S, t)
@@ -153,7 +155,9 @@ def test_flow_matching_euler_is_exact_to_first_order():
 )
 def test_stochastic_samplers_reach_the_moments(name, sampler, K, tol):
     denoiser = _denoiser(name)
-    x = sampler(denoiser, (20_000, 2), grid=_grid(name, K), generator=torch.Generator().manual_seed(0)).x
+    x = sampler(
+        denoiser, (20_000, 2), grid=_grid(name, K), generator=torch.Generator().manual_seed(0)
+    ).x
     assert float((x.mean(0) - MU).abs().max()) < 0.02
     assert float((x.std(0) / S - 1).abs().max()) < tol
 

@@ -193,8 +193,8 @@ class VEProcess(ContinuousProcess):
 
 class EDMProcess(ContinuousProcess):
     """EDM's process x = x_0 + sigma eps with the time equal to the noise level, sigma(t) = t
-    (Karras et al. 2022, Sec. 4), used from ``sigma_min`` = 0.002 to ``sigma_max`` = 80 by default
-(any level exists: grids may go higher)."""
+    (Karras et al. 2022, Sec. 4), used from ``sigma_min`` = 0.002 to ``sigma_max`` = 80 by
+    default (any level exists: grids may go higher)."""
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
         if not 0 < sigma_min < sigma_max:

@@ -8,15 +8,14 @@ network's parameterization, the loss weighting and the training distribution of 
 and sampling read the network the same way. With a = alpha(t), s = sigma(t), a' and s' their
 time derivatives, and F the network's output:
 
-==========  ==========================================  ========================================
-prediction  F is                                        x0_hat, eps_hat
-==========  ==========================================  ========================================
-eps         eps                                         (x - s F) / a, F
-x0          x_0                                         F, (x - a F) / s
-v           a eps - s x_0 (Salimans & Ho 2022)          (a x - s F) / (a^2 + s^2), (s x + a F) / (a^2 + s^2)
-velocity    dx_t/dt = a' x_0 + s' eps (flow: eps - x0)  (s' x - s F) / d, (a F - a' x) / d, d = a s' - s a'
-edm         F of D = c_skip y + c_out F(c_in y; c_noise)  D, (y - D) / sigma_bar  (y = x / a)
-==========  ==========================================  ========================================
+- ``eps``: F = eps; x0_hat = (x - s F) / a, eps_hat = F;
+- ``x0``: F = x_0; x0_hat = F, eps_hat = (x - a F) / s;
+- ``v``: F = a eps - s x_0 (Salimans & Ho 2022); x0_hat = (a x - s F) / (a^2 + s^2),
+  eps_hat = (s x + a F) / (a^2 + s^2);
+- ``velocity``: F = dx_t / dt = a' x_0 + s' eps (flow matching: eps - x_0); with
+  d = a s' - s a', x0_hat = (s' x - s F) / d, eps_hat = (a F - a' x) / d;
+- ``edm``: F inside D = c_skip y + c_out F(c_in y; c_noise) in the frame y = x / a at the
+  level sigma_bar = s / a; x0_hat = D, eps_hat = (y - D) / sigma_bar.
 
 EDM's preconditioning (Karras et al. 2022, Table 1 and Eq. 7) at the noise level sigma_bar with
 sigma_data = sd: c_skip = sd^2 / (sigma^2 + sd^2), c_out = sigma sd / sqrt(sigma^2 + sd^2),

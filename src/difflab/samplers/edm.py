@@ -13,8 +13,9 @@ Eq. 4 with s = alpha). For each step from level sigma_i to sigma_{i+1} of a K-st
 S_churn = 0 is their deterministic Heun sampler (Algorithm 1): Heun from the first step, Euler
 on the last step to the data, 2K - 1 network evaluations (18 steps: 35); a grid that stops at
 sigma_min (final_step "none") costs 2K. The churned level is kept within the largest level the
-process defines (``sigma_bar_limit``: bounded for VP and flow, unbounded for EDM's process). S_tmin and S_tmax
-are noise levels sigma_bar; S_tmax None means no upper limit (the paper's infinity).
+process defines (``sigma_bar_limit``: bounded for VP and flow, unbounded for EDM's process).
+S_tmin and S_tmax are noise levels sigma_bar; S_tmax None means no upper limit (the paper's
+infinity).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ The final step (``final_step``):
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -127,7 +128,7 @@ def noise_level_grid(
 
 def check_descending(times: list[float]) -> list[float]:
     """``times`` if strictly decreasing, else a one-line error (too many steps for the range)."""
-    if any(b >= a for a, b in zip(times, times[1:])):
+    if any(b >= a for a, b in itertools.pairwise(times)):
         raise ValueError(
             f"the grid's {len(times)} times are not distinct in float64: too many steps for "
             "its noise-level range; lower sample.steps or widen sample.sigma_min..sigma_max"

@@ -119,14 +119,16 @@ class Formulation:
     def predict(self, net: nn.Module, x_t: Tensor, t: Tensor) -> NetworkPrediction:
         """F, x0_hat, eps_hat at x_t (B, ...) and times t of shape (B,) or (1,) (one time for
         the batch, embedded once); differentiable, so the losses train through it."""
-        a, s = self._coefs(t, x_t)
         noise = self.network_noise(t).to(x_t.dtype).expand(x_t.shape[0])
         if self.prediction is ContinuousPrediction.EDM:
-            y, sigma_bar = x_t / a, s / a
-            c_skip, c_out, c_in, _ = edm_coefficients(sigma_bar, self.sigma_data)
-            cast = [c.to(x_t.dtype) for c in (c_skip, c_out, c_in)]
-            raw = net(cast[2] * y, noise)
-            x0 = cast[0] * y + cast[1] * raw
+            a, s = self._coefs(t, x_t)  # float64: the coefficients, then x's dtype
+            sigma_bar = s / a
+            c_skip, c_out, c_in, _ = (
+                c.to(x_t.dtype) for c in edm_coefficients(sigma_bar, self.sigma_data)
+            )
+            y = x_t / a.to(x_t.dtype)
+            raw = net(c_in * y, noise)
+            x0 = c_skip * y + c_out * raw
             return NetworkPrediction(raw, x0, (y - x0) / sigma_bar.to(x_t.dtype))
         raw = net(x_t, noise)
         x0, eps = self.x0_eps(raw, x_t, t)

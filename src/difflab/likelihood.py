@@ -1,7 +1,17 @@
 """Exact log-likelihood through the probability-flow ODE (Song et al. 2021, Sec. 4.3 and D.2).
 
-The discrete schedule is read as a variance-preserving diffusion whose marginals match it at
-every step: with u = -log alpha_bar, x_u = exp(-u/2) x_0 + sqrt(1 - exp(-u)) eps, and the
+Any noise process (:func:`noise_level_ode_nll`, used for the continuous formulations): in the
+frame y = x / alpha with the noise level sigma_bar = sigma / alpha (Karras et al. 2022, Eq. 4),
+the ODE is dy / d sigma_bar = eps_hat(alpha y, t(sigma_bar)); integrated in tau = log sigma_bar
+from the process's smallest level sigma_bar(t_min), where y starts at the data (its density
+there is the data's to O(sigma_min^2)), to sigma_bar(t_max), where x = alpha y has the model's
+prior N(0, prior_std^2 I) (the denoiser's), with dy / dtau = sigma_bar eps_hat and
+
+    log p(x_0) = log N(alpha_max y_max; 0, prior_std^2 I) + D log alpha_max + int div dtau.
+
+A discrete schedule (:func:`ode_nll` on a DiscreteProcess, unchanged since the first release)
+is read as a variance-preserving diffusion whose marginals match it at every step: with
+u = -log alpha_bar, x_u = exp(-u/2) x_0 + sqrt(1 - exp(-u)) eps, and the
 probability-flow ODE is
 
     dx/du = -(x - eps_theta(x, u) / sqrt(1 - exp(-u))) / 2,
@@ -32,6 +42,7 @@ import torch
 from torchdiffeq import odeint
 
 from difflab.denoiser import Denoiser
+from difflab.noise import DiscreteProcess
 
 EXACT_DIVERGENCE_MAX_DIM = 8
 
@@ -66,6 +77,19 @@ def _divergence(f: torch.Tensor, x: torch.Tensor, probe: torch.Tensor | None) ->
 def ode_nll(
     denoiser: Denoiser,
     x0: torch.Tensor,
+    **kwargs,
+) -> ODELikelihood:
+    """-log p(x_0) (B,) in nats under the probability-flow ODE of the model: the discrete
+    schedule's integration (below) for a DiscreteProcess, :func:`noise_level_ode_nll` for any
+    other process. Keyword arguments as for :func:`noise_level_ode_nll`."""
+    if isinstance(denoiser.process, DiscreteProcess):
+        return _discrete_ode_nll(denoiser, x0, **kwargs)
+    return noise_level_ode_nll(denoiser, x0, **kwargs)
+
+
+def _discrete_ode_nll(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
     *,
     rtol: float = 1e-5,
     atol: float = 1e-5,
@@ -88,10 +112,7 @@ def ode_nll(
     device = x0.device
     x_start = process.alpha(1.0) * x0.to(dtype)
     D = x0[0].numel()
-    probe = None
-    if exact_max_dim < D:
-        draws = torch.randint(0, 2, x0.shape, generator=generator, device=device)
-        probe = draws.to(dtype) * 2 - 1
+    probe = _probe(x0, exact_max_dim, dtype, generator)
     nfe = 0
 
     def drift(tau: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
@@ -113,6 +134,57 @@ def ode_nll(
     log_prior = -0.5 * (x_T**2).reshape(x_T.shape[0], -1).sum(1) - 0.5 * D * math.log(2 * math.pi)
     log_p = log_prior + integral - 0.5 * D * float(knots[0])  # + (D/2) log abar_1
     return ODELikelihood(-log_p, nfe)
+
+
+def _probe(x0, exact_max_dim: int, dtype, generator) -> torch.Tensor | None:
+    """Rademacher probes for Hutchinson's estimator above ``exact_max_dim`` dimensions."""
+    if exact_max_dim >= x0[0].numel():
+        return None
+    draws = torch.randint(0, 2, x0.shape, generator=generator, device=x0.device)
+    return draws.to(dtype) * 2 - 1
+
+
+def noise_level_ode_nll(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    method: str = "dopri5",
+    exact_max_dim: int = EXACT_DIVERGENCE_MAX_DIM,
+    dtype: torch.dtype = torch.float64,
+    generator: torch.Generator | None = None,
+) -> ODELikelihood:
+    """-log p(x_0) (B,) in nats by the probability-flow ODE in the noise-level frame (module
+    docstring), for a denoiser over any process; arguments as for the discrete integration."""
+    process, denoiser = denoiser.process, _in_dtype(denoiser, dtype)
+    t_lo, t_hi = max(process.t_min, denoiser.first_trained_time), process.t_max
+    alpha_hi, D = process.alpha(t_hi), x0[0].numel()
+    sigma_lo, sigma_hi = process.sigma_bar(t_lo), process.sigma_bar(t_hi)
+    probe = _probe(x0, exact_max_dim, dtype, generator)
+    nfe = 0
+
+    def drift(tau: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        nonlocal nfe
+        nfe += 1
+        # (the solver's first trial step may reach past the ends: stay inside)
+        sigma_bar = min(max(float(torch.exp(tau)), sigma_lo), sigma_hi)
+        t = min(max(process.time_at_sigma_bar(sigma_bar), t_lo), t_hi)
+        with torch.enable_grad():
+            y = state[0].detach().requires_grad_(True)
+            f = sigma_bar * denoiser(process.alpha(t) * y, t).eps  # dy / dtau
+            div = _divergence(f, y, probe)
+        return f.detach(), div.detach()
+
+    bounds = [math.log(sigma_lo), math.log(sigma_hi)]
+    taus = torch.tensor(bounds, dtype=dtype, device=x0.device)
+    zero = torch.zeros(x0.shape[0], dtype=dtype, device=x0.device)
+    ys, divs = odeint(drift, (x0.to(dtype), zero), taus, rtol=rtol, atol=atol, method=method)
+    x_hi = alpha_hi * ys[-1]
+    std = denoiser.prior_std(t_hi)
+    log_prior = -0.5 * ((x_hi / std) ** 2).reshape(x0.shape[0], -1).sum(1)
+    log_prior = log_prior - D * (math.log(std) + 0.5 * math.log(2 * math.pi))
+    return ODELikelihood(-(log_prior + D * math.log(alpha_hi) + divs[-1]), nfe)
 
 
 def _in_dtype(denoiser: Denoiser, dtype: torch.dtype) -> Denoiser:

@@ -16,13 +16,23 @@ from torch import nn
 
 from difflab.app.config import Config, ScheduleConfig
 from difflab.app.registry import DIFFUSION, LADDER, LOSSES, MODELS, SAMPLERS
+from difflab.continuous import DEFAULT_STEPS, VPProcess
 from difflab.denoiser import Denoiser
+from difflab.formulation import NOISE_INPUT_SCALES, ContinuousDenoiser, Formulation
 from difflab.losses.base import Objective
 from difflab.losses.score_matching import geometric_sigmas
+from difflab.noise import DiscreteProcess, NoiseProcess
 from difflab.reverse import output_channels
-from difflab.samplers import ChainResult, ScoreLadder, timestep_grid
+from difflab.samplers import ChainResult, ScoreLadder, noise_level_grid, timestep_grid
 from difflab.samplers._chain import Record
 from difflab.schedules import NoiseSchedule
+
+#: The default noise-level range of continuous formulations, per data scale sd = sigma_data
+#: (measured on the swiss roll, docs/continuous.md): sigma_max = SIGMA_MAX_PER_SIGMA_DATA * sd
+#: (EDM's 80 is for images in [-1, 1] and wastes few-step grids on small data), sigma_min =
+#: SIGMA_MIN_PER_SIGMA_DATA * sd (EDM's 0.002 at sd = 0.5).
+SIGMA_MAX_PER_SIGMA_DATA = 10.0
+SIGMA_MIN_PER_SIGMA_DATA = 0.004
 
 
 def build_schedule(cfg: ScheduleConfig, *, warn: bool = True) -> NoiseSchedule:
@@ -53,9 +63,19 @@ def _ingredients(
         "out_dim": lambda: out,
         "out_channels": lambda: out,
         "T": lambda: cfg.schedule.T,
-        "time_scale": lambda: 1000.0 / cfg.schedule.T,
+        "time_scale": lambda: _time_scale(cfg),
         "noise_conditional": lambda: LOSSES[cfg.loss.name].trains == LADDER,
+        "process": lambda: VPProcess(
+            cfg.schedule.name, beta_min=cfg.schedule.beta_min, beta_max=cfg.schedule.beta_max
+        ),
     }
+
+
+def _time_scale(cfg: Config) -> float:
+    """The network's embedding scale: 1000 / T for the step index of a discrete schedule, so
+    every T spans the same frequencies; the formulation's for a continuous noise input."""
+    row = LOSSES[cfg.loss.name]
+    return NOISE_INPUT_SCALES[row.fn.noise_input] if row.continuous else 1000.0 / cfg.schedule.T
 
 
 def _call(row: Any, section: Any, ingredients: dict[str, Callable[[], Any]]) -> Any:
@@ -86,14 +106,36 @@ def build_objective(
     return _call(row, cfg.loss, _ingredients(cfg, schedule=schedule, levels=levels))
 
 
+def build_formulation(cfg: Config) -> Formulation | None:
+    """A continuous formulation's process and parameterization (None for discrete losses)."""
+    if not LOSSES[cfg.loss.name].continuous:
+        return None
+    if cfg.loss.sigma_data is None:
+        raise ValueError(
+            f"loss.sigma_data is not set for loss.name = {cfg.loss.name!r}: `difflab train` "
+            "measures it from the data; set it to the data's std (0.5 for images in [-1, 1])"
+        )
+    return build_objective(cfg, None).formulation  # type: ignore[attr-defined]
+
+
+def build_process(cfg: Config, schedule: NoiseSchedule) -> NoiseProcess:
+    """The run's noise process: the formulation's, or the discrete schedule's."""
+    formulation = build_formulation(cfg)
+    return formulation.process if formulation is not None else DiscreteProcess(schedule)
+
+
 def build_denoiser(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Denoiser:
     """The run's diffusion network as samplers see it."""
+    clip = (-1.0, 1.0) if cfg.sample.clip_x0 else None
+    formulation = build_formulation(cfg)
+    if formulation is not None:
+        return ContinuousDenoiser(net, formulation, variance=cfg.model.variance, clip=clip)
     return Denoiser(
         net,
         schedule,
         prediction=cfg.model.prediction,
         variance=cfg.model.variance,
-        clip=(-1.0, 1.0) if cfg.sample.clip_x0 else None,
+        clip=clip,
         continuous_time=MODELS[cfg.model.name].continuous_time,
     )
 
@@ -118,9 +160,36 @@ def sampler_model(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Any:
     return net
 
 
-def sample_grid(cfg: Config, schedule: NoiseSchedule) -> list[int]:
-    """The paper times a grid sampler visits: K = ``sample.steps`` (default T) by ``spacing``."""
-    return timestep_grid(schedule.T, cfg.sample.steps or schedule.T, cfg.sample.spacing)
+def grid_range(cfg: Config, process: NoiseProcess) -> tuple[float, float]:
+    """(sigma_min, sigma_max) of a noise-level grid: ``sample.sigma_min``/``sigma_max``, else
+    for continuous formulations the measured defaults per data scale (within the process's
+    range), for a discrete schedule its own range, from x_1 to x_T."""
+    formulation = build_formulation(cfg)
+    lo, hi = process.sigma_bar_min, process.sigma_bar_max
+    if formulation is not None:
+        sd = formulation.sigma_data
+        lo = max(SIGMA_MIN_PER_SIGMA_DATA * sd, lo)
+        hi = min(SIGMA_MAX_PER_SIGMA_DATA * sd, process.sigma_bar_limit)
+    s = cfg.sample
+    return (lo if s.sigma_min is None else s.sigma_min), (
+        hi if s.sigma_max is None else s.sigma_max
+    )
+
+
+def sample_grid(cfg: Config, schedule: NoiseSchedule) -> list[float]:
+    """The process times a grid sampler visits: for a discrete schedule K = ``sample.steps``
+    (default T) by ``spacing``; else K (default 18) levels of ``sample.grid`` (default karras)
+    over :func:`grid_range`, with ``sample.final_step``."""
+    s, continuous = cfg.sample, LOSSES[cfg.loss.name].continuous
+    if not continuous and s.grid is None:
+        return timestep_grid(schedule.T, s.steps or schedule.T, s.spacing)
+    process = build_process(cfg, schedule)
+    lo, hi = grid_range(cfg, process)
+    steps = s.steps or (DEFAULT_STEPS if continuous else schedule.T)
+    return noise_level_grid(
+        process, steps, s.grid or "karras", sigma_min=lo, sigma_max=hi, rho=s.rho,
+        final_step=s.final_step,
+    )  # fmt: skip
 
 
 def generate(
@@ -132,12 +201,14 @@ def generate(
     generator: torch.Generator | None = None,
     record: Record = None,
     progress: bool = False,
+    grid: list[float] | None = None,
 ) -> ChainResult:
-    """Run the sampler named by ``sample.sampler`` in model space, on the network's device."""
+    """Run the sampler named by ``sample.sampler`` in model space, on the network's device,
+    along ``grid`` (process times; default :func:`sample_grid`)."""
     row = SAMPLERS[cfg.sample.sampler]
     kwargs = {k: getattr(cfg.sample, k) for k in row.keys if getattr(cfg.sample, k) is not None}
     if row.grid:
-        kwargs["grid"] = sample_grid(cfg, schedule)
+        kwargs["grid"] = sample_grid(cfg, schedule) if grid is None else grid
     if row.needs != DIFFUSION:  # score samplers draw their start where the network lives
         param = next(net.parameters(), None)
         kwargs["device"] = param.device if param is not None else "cpu"

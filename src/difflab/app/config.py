@@ -118,13 +118,67 @@ def check_combination(cfg: Config) -> None:
             f"model.name = {cfg.model.name!r} takes {model.data} data, but data.name = "
             f"{cfg.data.name!r} is {shape_kind} data; use model.name = {fix}"
         )
+    _check_time(cfg)
     steps = cfg.sample.steps
+    on_schedule = not loss.continuous and cfg.sample.grid is None
     _check(
-        steps is None or not sampler.grid or steps <= cfg.schedule.T,
+        steps is None or not sampler.grid or not on_schedule or steps <= cfg.schedule.T,
         "sample.steps",
         steps,
         f"at most schedule.T = {cfg.schedule.T} (the number of diffusion steps)",
     )
+
+
+def _non_default(section: Any, keys: tuple[str, ...]) -> list[str]:
+    defaults = type(section)()
+    return [k for k in keys if getattr(section, k) != getattr(defaults, k)]
+
+
+def _check_time(cfg: Config) -> None:
+    """Discrete schedules vs continuous formulations: each reads its own keys, and a
+    continuous formulation needs a network that takes a continuous noise input."""
+    loss, name = LOSSES[cfg.loss.name], cfg.loss.name
+    vp_keys = ("beta_min", "beta_max") if cfg.schedule.name == "linear" else ()
+    if not loss.continuous:
+        unread = _non_default(cfg.schedule, ("beta_min", "beta_max"))
+        why = "continuous VP process of loss.name = 'vp_continuous'"
+    elif "process" in loss.uses:
+        _check(
+            cfg.schedule.name in ("linear", "cosine"),
+            "schedule.name",
+            cfg.schedule.name,
+            f"'linear' or 'cosine' for loss.name = {name!r} (the continuous VP process)",
+        )
+        unread = _non_default(cfg.schedule, ("T", "beta_start", "beta_end", "beta_min",
+                                             "beta_max"))  # fmt: skip
+        unread = [k for k in unread if k not in vp_keys]
+        why = "discrete schedules; the continuous VP reads schedule.name (and beta_min, beta_max)"
+    else:
+        unread = _non_default(cfg.schedule, tuple(f.name for f in dataclasses.fields(cfg.schedule)))
+        why = f"discrete schedules; loss.name = {name!r} has its own noise process"
+    if unread:
+        raise ValueError(
+            f"schedule.{unread[0]} = {getattr(cfg.schedule, unread[0])!r} is not read for "
+            f"loss.name = {name!r} (it is for {why}); remove it"
+        )
+    if not loss.continuous:
+        return
+    if not MODELS[cfg.model.name].continuous_time:
+        fix = _quoted(registry.names(MODELS, kind=DIFFUSION, continuous_time=True))
+        raise ValueError(
+            f"model.name = {cfg.model.name!r} takes integer steps only and cannot take the "
+            f"continuous noise input of loss.name = {name!r}; use model.name = {fix}"
+        )
+    if "prediction" not in loss.uses and cfg.model.prediction != type(cfg.model)().prediction:
+        raise ValueError(
+            f"model.prediction = {cfg.model.prediction!r} is not read for loss.name = {name!r}"
+            " (its network's output is fixed by the formulation); remove it"
+        )
+    if cfg.sample.spacing != type(cfg.sample)().spacing:
+        raise ValueError(
+            f"sample.spacing = {cfg.sample.spacing!r} picks K of a discrete schedule's T steps;"
+            f" loss.name = {name!r} is continuous: choose sample.grid (karras, logsnr, time)"
+        )
 
 
 def _check_score_run(cfg: Config) -> None:

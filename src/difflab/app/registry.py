@@ -21,6 +21,8 @@ from typing import Any
 
 from difflab.data.toy import toy_names
 from difflab.losses.ddpm import HybridObjective, SimpleObjective
+from difflab.losses.edm import EDMObjective
+from difflab.losses.flow import FlowMatchingObjective
 from difflab.losses.score_matching import (
     DenoisingObjective,
     ExactObjective,
@@ -29,6 +31,7 @@ from difflab.losses.score_matching import (
 )
 from difflab.losses.sohl_dickstein import SohlDicksteinObjective
 from difflab.losses.vlb import VLBObjective
+from difflab.losses.vp_continuous import VPContinuousObjective
 from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
 from difflab.models.unet import UNet
 from difflab.samplers import (
@@ -37,6 +40,7 @@ from difflab.samplers import (
     ddpm_sample,
     dpmpp2m_sample,
     dpmpp3m_sample,
+    edm_sample,
     euler_sample,
     heun_sample,
     langevin_sample,
@@ -59,6 +63,7 @@ INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
     "T": ("schedule.T",),
     "time_scale": ("schedule.T",),  # 1000 / T: every T spans the same frequencies
     "noise_conditional": ("loss.name",),
+    "process": ("schedule.name", "schedule.beta_min", "schedule.beta_max"),  # the VP process
 }
 
 
@@ -79,7 +84,9 @@ class SamplerEntry:
 @dataclass(frozen=True)
 class LossEntry:
     """``fn(**keys, **uses, **fixed)`` is the objective; it ``trains`` a model of that kind,
-    sampled by ``default_sampler``; ``requires`` lists config values it cannot do without."""
+    sampled by ``default_sampler``; ``requires`` lists config values it cannot do without;
+    ``continuous``: a continuous-time formulation (formulation.py), whose objective carries the
+    ``formulation`` samplers read and its ``noise_input``, instead of the discrete schedule."""
 
     fn: Callable[..., Any]
     trains: str
@@ -89,6 +96,7 @@ class LossEntry:
     uses: tuple[str, ...] = ()
     fixed: dict[str, Any] = field(default_factory=dict)
     requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    continuous: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class DatasetEntry:
     path_example: str | None = None
 
 
-_GRID_KEYS = ("steps", "spacing")
+_GRID_KEYS = ("steps", "spacing", "grid", "sigma_min", "sigma_max", "rho", "final_step", "schedule")
 
 SAMPLERS: dict[str, SamplerEntry] = {
     "ddpm": SamplerEntry(ddpm_sample, DIFFUSION, "ancestral sampling (Ho et al. 2020)"),
@@ -125,6 +133,12 @@ SAMPLERS: dict[str, SamplerEntry] = {
     "heun": SamplerEntry(heun_sample, DIFFUSION, "probability-flow ODE, Heun (Karras 2022)"),
     "dpmpp2m": SamplerEntry(dpmpp2m_sample, DIFFUSION, "DPM-Solver++(2M) (Lu et al. 2022)"),
     "dpmpp3m": SamplerEntry(dpmpp3m_sample, DIFFUSION, "DPM-Solver++(3M), third order"),
+    "edm": SamplerEntry(
+        edm_sample,
+        DIFFUSION,
+        "EDM's stochastic sampler (Karras 2022, Alg. 2; Alg. 1 at s_churn = 0)",
+        keys=("s_churn", "s_tmin", "s_tmax", "s_noise"),
+    ),
     "pc": SamplerEntry(
         pc_sample,
         DIFFUSION,
@@ -150,6 +164,7 @@ SAMPLERS: dict[str, SamplerEntry] = {
 
 _DIFFUSION_USES = ("schedule", "prediction", "variance")
 _LEARNED = ("learned_range", "learned")
+_FIXED = {"model.variance": ("large", "small")}  # continuous formulations learn no variance
 
 LOSSES: dict[str, LossEntry] = {
     "simple": LossEntry(
@@ -186,6 +201,20 @@ LOSSES: dict[str, LossEntry] = {
     "ncsn": LossEntry(
         NCSNObjective, LADDER, "NCSN: DSM over a noise ladder", "annealed_langevin",
         uses=("sigmas",),
+    ),
+    "edm": LossEntry(
+        EDMObjective, DIFFUSION, "EDM (Karras et al. 2022), preconditioned", "dpmpp2m",
+        keys=("sigma_data", "p_mean", "p_std"), requires=_FIXED, continuous=True,
+    ),
+    "flow_matching": LossEntry(
+        FlowMatchingObjective, DIFFUSION, "flow matching / rectified flow", "dpmpp2m",
+        keys=("sigma_data", "time_distribution", "logit_mean", "logit_std"), requires=_FIXED,
+        continuous=True,
+    ),
+    "vp_continuous": LossEntry(
+        VPContinuousObjective, DIFFUSION, "the continuous-time VP-SDE (Song et al. 2021)",
+        "dpmpp2m", keys=("sigma_data",), uses=("process", "prediction"),
+        requires={**_FIXED, "model.prediction": ("v", "eps", "x0")}, continuous=True,
     ),
 }  # fmt: skip
 

@@ -15,10 +15,12 @@ from typing import Any
 from difflab.app import registry
 from difflab.app.registry import DATASETS
 from difflab.choices import StrEnum, parse_enum
+from difflab.losses.flow import TimeDistribution
 from difflab.losses.score_matching import Projection
 from difflab.models.embeddings import Activation
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
+from difflab.samplers.grids import MAX_STEPS, FinalStep, Grid
 from difflab.samplers.spacing import Spacing
 from difflab.schedules import ScheduleName
 from difflab.timesteps import TimestepSampling
@@ -148,12 +150,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """The forward process: beta schedule ``name`` over ``T`` steps (see schedules.make_betas)."""
+    """The forward process: beta schedule ``name`` over ``T`` steps (see schedules.make_betas).
+    ``loss.name = "vp_continuous"`` reads ``name`` (linear or cosine) and, for linear, the
+    continuous beta(t) from ``beta_min`` to ``beta_max`` (Song et al. 2021) instead."""
 
     name: str = "cosine"
     T: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    beta_min: float = 0.1
+    beta_max: float = 20.0
 
     def __post_init__(self) -> None:
         _choice(ScheduleName, self.name, "schedule.name")
@@ -161,6 +167,13 @@ class ScheduleConfig:
         for key in ("beta_start", "beta_end"):
             value = getattr(self, key)
             _check(0 < value < 1, f"schedule.{key}", value, "a number in (0, 1)")
+        _check(self.beta_min > 0, "schedule.beta_min", self.beta_min, "> 0")
+        _check(
+            self.beta_max > self.beta_min,
+            "schedule.beta_max",
+            self.beta_max,
+            f"> schedule.beta_min = {self.beta_min}",
+        )
 
 
 @dataclass(frozen=True)
@@ -206,6 +219,12 @@ class ModelConfig:
         )
 
 
+#: Loss keys of the continuous formulations (an error when set for a loss that ignores them).
+CONTINUOUS_LOSS_KEYS = (
+    "sigma_data", "p_mean", "p_std", "time_distribution", "logit_mean", "logit_std",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """The training objective ``name`` and how t is drawn (``timesteps``, diffusion losses).
@@ -214,6 +233,11 @@ class LossConfig:
     Score matching: ``sigma`` is the noise level of "dsm"; "ncsn" uses the geometric ladder
     ``sigma_max`` .. ``sigma_min`` of ``n_sigmas`` levels; "sliced" and "sliced_vr" draw
     ``n_projections`` directions per example from ``projection`` (gaussian | rademacher).
+    Continuous formulations (edm, flow_matching, vp_continuous): ``sigma_data`` is the data's
+    standard deviation (omitted: measured from the training data when training starts and
+    written into config.json); EDM draws ln sigma ~ N(``p_mean``, ``p_std``^2); flow matching
+    draws t from ``time_distribution`` (uniform | logit_normal with ``logit_mean``,
+    ``logit_std``).
     """
 
     name: str = "simple"
@@ -225,9 +249,26 @@ class LossConfig:
     n_sigmas: int = 10
     n_projections: int = 1
     projection: str = "gaussian"
+    sigma_data: float | None = None
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    time_distribution: str = "uniform"
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
 
     def __post_init__(self) -> None:
         registry.lookup("loss.name", self.name)
+        _check(
+            self.sigma_data is None or self.sigma_data > 0,
+            "loss.sigma_data",
+            self.sigma_data,
+            "a positive number (the data's std; 0.5 for images in [-1, 1]), or omitted to "
+            "measure it from the training data",
+        )
+        _check(self.p_std > 0, "loss.p_std", self.p_std, "> 0 (EDM uses 1.2)")
+        _choice(TimeDistribution, self.time_distribution, "loss.time_distribution")
+        _check(self.logit_std > 0, "loss.logit_std", self.logit_std, "> 0")
+        _unread_keys(self, "loss.name", self.name, CONTINUOUS_LOSS_KEYS)
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
         _choice(Projection, self.projection, "loss.projection")
         _check(self.sigma > 0, "loss.sigma", self.sigma, "> 0")
@@ -328,6 +369,16 @@ class SampleConfig:
 
     Diffusion samplers with K = ``steps`` < T visit K of the T steps chosen by ``spacing``;
     ``eta`` is DDIM's noise scale (0 deterministic, 1 ancestral).
+
+    Noise-level grids (samplers/grids.py; the grid of continuous formulations, and of a discrete
+    schedule when set): ``grid`` (karras | logsnr | time; omitted: ``spacing`` for discrete
+    schedules, karras for continuous formulations) from ``sigma_max`` down to ``sigma_min``
+    (noise levels sigma / alpha; omitted: the measured defaults per data scale, see
+    :func:`difflab.app.build.grid_range`), Karras's ``rho``, and ``final_step`` (denoise: a
+    last step to the data; none: stop at sigma_min). ``steps`` omitted: 18 for continuous
+    formulations. EDM's sampler ("edm"): ``s_churn``, ``s_tmin``, ``s_tmax`` (omitted: no
+    upper limit), ``s_noise`` (Karras et al. 2022, Alg. 2). ``schedule``: "grid" (the above),
+    "tuned" (the run's tuned_schedule.json from ``difflab tune-schedule``) or a path to one.
     """
 
     sampler: str = "ddpm"
@@ -342,9 +393,20 @@ class SampleConfig:
     n_steps_each: int = 100
     snr: float = 0.16
     corrector_steps: int = 1
+    grid: str | None = None
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+    rho: float = 7.0
+    final_step: str = "denoise"
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: float | None = None
+    s_noise: float = 1.0
+    schedule: str = "grid"
 
     def __post_init__(self) -> None:
         entry = registry.lookup("sample.sampler", self.sampler)
+        _check_grid_keys(self)
         _check(
             self.steps is None or self.steps >= 1,
             "sample.steps",
@@ -374,11 +436,51 @@ class SampleConfig:
             self.corrector_steps,
             "an integer >= 0 (0: plain ancestral sampling)",
         )
+        _check(
+            self.steps is None or self.steps <= MAX_STEPS,
+            "sample.steps",
+            self.steps,
+            f"at most {MAX_STEPS}",
+        )
         if self.steps is not None and not entry.grid and "steps" not in entry.keys:
             raise ValueError(
                 f"sample.steps = {self.steps} does not apply to {self.sampler!r}, which runs "
                 "sample.n_steps_each steps at each of loss.n_sigmas levels; omit --steps"
             )
+
+
+def _check_grid_keys(cfg: SampleConfig) -> None:
+    """The noise-level grid's and EDM sampler's keys (their ranges; the process's bounds are
+    checked when the grid is made)."""
+    if cfg.grid is not None:
+        _choice(Grid, cfg.grid, "sample.grid")
+    for key in ("sigma_min", "sigma_max"):
+        value = getattr(cfg, key)
+        _check(value is None or value > 0, f"sample.{key}", value, "> 0, or omitted")
+    if cfg.sigma_min is not None and cfg.sigma_max is not None:
+        _check(
+            cfg.sigma_min < cfg.sigma_max,
+            "sample.sigma_min",
+            cfg.sigma_min,
+            f"below sample.sigma_max = {cfg.sigma_max}",
+        )
+    _check(cfg.rho > 0, "sample.rho", cfg.rho, "> 0 (EDM uses 7)")
+    _choice(FinalStep, cfg.final_step, "sample.final_step")
+    _check(cfg.s_churn >= 0, "sample.s_churn", cfg.s_churn, ">= 0 (0: deterministic)")
+    _check(cfg.s_tmin >= 0, "sample.s_tmin", cfg.s_tmin, ">= 0")
+    _check(
+        cfg.s_tmax is None or cfg.s_tmax > cfg.s_tmin,
+        "sample.s_tmax",
+        cfg.s_tmax,
+        f"> sample.s_tmin = {cfg.s_tmin}, or omitted for no upper limit",
+    )
+    _check(cfg.s_noise > 0, "sample.s_noise", cfg.s_noise, "> 0 (EDM uses 1 to 1.007)")
+    _check(
+        bool(cfg.schedule),
+        "sample.schedule",
+        cfg.schedule,
+        "'grid', 'tuned' or the path of a tuned_schedule.json",
+    )
 
 
 @dataclass(frozen=True)

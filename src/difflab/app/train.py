@@ -23,6 +23,7 @@ from difflab.app.config_files import (
     load_config,
 )
 from difflab.app.datasets import build_dataset
+from difflab.app.registry import LOSSES
 from difflab.app.run import require_run_dir
 from difflab.data.dataset import Dataset
 from difflab.losses.base import Objective
@@ -69,6 +70,23 @@ def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module
     return dataset, schedule, model, build_objective(cfg, schedule, levels=dataset.levels)
 
 
+def resolve_data_scale(cfg: Config) -> Config:
+    """``cfg`` with a continuous formulation's omitted ``loss.sigma_data`` measured: the
+    standard deviation of every value of the training data in model space (4 significant
+    digits), so that config.json describes the model completely (EDM's preconditioning, the
+    grids' default range and the starting law depend on it)."""
+    if not LOSSES[cfg.loss.name].continuous or cfg.loss.sigma_data is not None:
+        return cfg
+    x = build_dataset(cfg.data, seed=cfg.train.seed).x.double()
+    std = float(x.std(correction=0))
+    if not (std > 0 and torch.isfinite(torch.tensor(std))):
+        raise ValueError(
+            f"the training data's standard deviation is {std}: loss.sigma_data cannot be "
+            "measured; check the data or set loss.sigma_data"
+        )
+    return cfg.replace("loss", sigma_data=float(f"{std:.4g}"))
+
+
 def data_info(dataset: Dataset) -> dict[str, Any]:
     """What the manifest records about the training data, with a SHA-256 of its values so a
     resume can tell that the data changed."""
@@ -101,6 +119,7 @@ def train_run(
     Under torchrun every process calls this; rank 0 picks and writes the run directory.
     """
     dist_ctx, _ = init_distributed(_device(cfg.train.device))
+    cfg = resolve_data_scale(cfg)
     run_dir = dist_ctx.on_main(lambda: new_run_dir(out, cfg))
     trainer, dataset = _trainer(cfg, run_dir, progress=progress)
     if dist_ctx.is_main:
@@ -222,7 +241,7 @@ def _train(args: argparse.Namespace) -> int:
             )
         run_dir, summary = resume_run(args.resume, args.overrides, progress=not args.quiet)
     else:
-        cfg = load_config(args.config, args.overrides)
+        cfg = resolve_data_scale(load_config(args.config, args.overrides))
         if args.dry_run:
             print(cfg.to_json(), end="")
             print(check_config(cfg))

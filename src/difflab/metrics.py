@@ -220,3 +220,18 @@ def compare_to_reference(
         spread = float(floors.std(ddof=1)) if len(floors) > 1 else float("nan")
         result[name] = {"value": value, "floor": floor, "ratio": ratio, "floor_std": spread}
     return result
+
+
+class EnergyDistanceTo:
+    """The energy distance of samples to one fixed reference set, its own term E|Y - Y'|
+    computed once (a criterion evaluated many times against the same held-out data)."""
+
+    def __init__(self, reference: ArrayLike, *, chunk_size: int = CHUNK_SIZE) -> None:
+        _check_chunk_size(chunk_size)
+        self.reference = _as_points(reference, "reference")
+        self.chunk_size = chunk_size
+        self.yy = _mean_pairwise(self.reference, None, _negative_distance, chunk_size)
+
+    def __call__(self, samples: ArrayLike) -> float:
+        a, ref = _as_pair(samples, self.reference)
+        return _mmd_form(a, ref, _negative_distance, self.chunk_size, yy=self.yy)

@@ -22,8 +22,9 @@ from difflab.app import registry
 from difflab.app.build import generate
 from difflab.app.datasets import is_toy
 from difflab.app.quality import sample_metrics
-from difflab.app.registry import DIFFUSION, SAMPLERS
+from difflab.app.registry import DIFFUSION, LOSSES, SAMPLERS
 from difflab.app.run import Run, load_run
+from difflab.samplers.grids import MAX_STEPS
 from difflab.samplers.spacing import check_steps
 from difflab.training import checkpoint as ckpt
 
@@ -99,7 +100,8 @@ def bench_samplers(
         raise ValueError(f"--n must be >= 2 to compare samples with data, got {n}")
     if floor_draws < 1:
         raise ValueError(f"floor_draws must be >= 1, got {floor_draws}")
-    plan = bench_plan(run.schedule.T, samplers, steps)
+    on_schedule = not LOSSES[run.config.loss.name].continuous and run.config.sample.grid is None
+    plan = bench_plan(run.schedule.T if on_schedule else MAX_STEPS, samplers, steps)
     run.model.eval()
     rows = []
     for sampler, k in plan:
@@ -161,7 +163,9 @@ def command(args: argparse.Namespace) -> int:
     samplers = None if args.samplers is None else [v.strip() for v in args.samplers.split(",")]
     steps = _int_list(args.steps, "--steps")
     run = load_run(args.run_dir)
-    run.override_sampling(eta=args.eta, spacing=args.spacing)
+    from difflab.app.sample import level_overrides
+
+    run.override_sampling(eta=args.eta, spacing=args.spacing, **level_overrides(args))
     print(table_header(is_toy(run.data.name)))
     result = bench_samplers(
         run,

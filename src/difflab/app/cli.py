@@ -107,11 +107,45 @@ def _sample_parser(sub) -> None:
     )
     p.add_argument("--grid", metavar="FILE.png", help="image runs: also write a PNG grid")
     _add_sampler_args(p)
-    p.add_argument("--steps", type=int, help="sampling steps K in [1, T] (default: all T)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="sampling steps K (discrete schedules: in [1, T], default all T; continuous: 18)",
+    )
+    _add_level_args(p)
+    p.add_argument(
+        "--schedule",
+        help="grid (the default: --noise-grid / --spacing), tuned (RUN_DIR/tuned_schedule.json "
+        "from `difflab tune-schedule`) or the path of a tuned schedule file",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _bench_samplers_parser(sub) -> None:
+    p = sub.add_parser(
+        "tune-schedule",
+        help="search the K noise levels of a sampler that minimise a held-out criterion",
+        description="WaveGrad's schedule search, generalised: starting from the best fixed grid "
+        "(karras, logsnr, time; a discrete run's spacing), a compass search over the K noise "
+        "levels (and DDIM's eta or EDM's s_churn) minimises a criterion on held-out data (toy: "
+        "a fresh draw; file runs: --data; images: the validation split) with one fixed seed; "
+        "the result is then checked on fresh seeds against an independent draw. Writes "
+        "RUN_DIR/tuned_schedule.json; sample with `difflab sample RUN --schedule tuned`.",
+    )
+    p.add_argument("run_dir", help="a run directory written by `difflab train`")
+    p.add_argument("--steps", type=int, required=True, help="the number of steps K to tune")
+    p.add_argument("--sampler", help="the sampler to tune for (default: sample.sampler of the run)")
+    p.add_argument(
+        "--criterion",
+        help=f"{', '.join(f'{k} ({v.summary})' for k, v in registry.CRITERIA.items())}; "
+        "default: the first that applies to the run's data",
+    )
+    p.add_argument("--n", type=int, default=2000, help="samples per evaluation (default 2000)")
+    p.add_argument("--budget", type=int, default=150, help="criterion evaluations (default 150)")
+    p.add_argument("--seed", type=int, default=0, help="the search's sampling seed (default 0)")
+    p.add_argument("--check-seeds", type=int, default=5, help="fresh seeds of the check (5)")
+    p.add_argument("--data", help="held-out data, .npy/.npz/.csv (needed for file runs)")
+
     p = sub.add_parser(
         "bench-samplers",
         help="compare the samplers' quality and cost on a trained run",
@@ -136,6 +170,7 @@ def _bench_samplers_parser(sub) -> None:
     p.add_argument(
         "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
     )
+    _add_level_args(p)
 
 
 def _plot_parser(sub) -> None:
@@ -230,6 +265,25 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_level_args(p: argparse.ArgumentParser) -> None:
+    """Flags of the noise-level grid (sample.grid, sigma_min, ...) and of EDM's sampler."""
+    p.add_argument(
+        "--noise-grid",
+        dest="noise_grid",
+        help="noise-level grid: karras, logsnr, time (sample.grid; continuous runs: karras)",
+    )
+    p.add_argument("--sigma-min", type=float, help="the grid's smallest noise level")
+    p.add_argument("--sigma-max", type=float, help="the grid's largest noise level")
+    p.add_argument("--rho", type=float, help="the Karras grid's rho (default 7)")
+    p.add_argument(
+        "--final-step", help="denoise (a last step to the data, default) or none (stop there)"
+    )
+    p.add_argument("--s-churn", type=float, help="edm only: S_churn (default 0: deterministic)")
+    p.add_argument("--s-tmin", type=float, help="edm only: the churn's lowest noise level")
+    p.add_argument("--s-tmax", type=float, help="edm only: the churn's highest noise level")
+    p.add_argument("--s-noise", type=float, help="edm only: S_noise (default 1)")
+
+
 #: Command -> the module whose ``command(args)`` runs it (imported only when it runs).
 COMMANDS = {
     "train": "difflab.app.train",
@@ -239,6 +293,7 @@ COMMANDS = {
     "doctor": "difflab.app.doctor",
     "evaluate": "difflab.app.evaluate",
     "demo": "difflab.app.demo",
+    "tune-schedule": "difflab.app.tune",
 }
 
 

@@ -3,8 +3,9 @@
 On held-out data (a fresh toy draw, or the user's file) it computes
 
 - the variational bound, all T terms plus the prior, per example (an upper bound on the NLL),
-  with the mean of each term L_t saved and plotted against t;
-- the exact NLL through the probability-flow ODE (:mod:`difflab.likelihood`);
+  with the mean of each term L_t saved and plotted against t (discrete schedules only: a
+  continuous formulation has no discrete chain to bound);
+- the exact NLL through the probability-flow ODE (:mod:`difflab.likelihood`; any process);
 - for toy data the true entropy H(p) = E[-log p(x)] from the generator's exact density, so
   every NLL is also shown as its excess over H(p), an estimate of KL(p || model);
 - the 2015 normalisation: the bound in bits per dimension relative to the isotropic Gaussian
@@ -142,30 +143,35 @@ def evaluate_run(
     result["data"] = str(data_path) if data_path else f"{run.data.name} (fresh draw)"
     # the model's density in the user's units: p_user(x) = p_model(x_model) / prod(std)
     shift = float(np.log(run.data.std).sum()) if run.data.std is not None else 0.0
-    # 1. the bound, 2. the ODE NLL, both per example in the user's units
-    bound, terms = _timed(result, "bound_s", bound_per_example, run, x)
-    bound = bound + shift
+    # 1. the bound (discrete chains only), 2. the ODE NLL, per example in the user's units
+    continuous = LOSSES[run.config.loss.name].continuous
+    parts = []
+    if not continuous:
+        bound, terms = _timed(result, "bound_s", bound_per_example, run, x)
+        parts.append(("bound", bound + shift))
     ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x)
     ode = ode + shift
     if run.data.levels is not None:  # a density -> the probability of the data's bin
         ode = ode - D * math.log(2.0 / (run.data.levels - 1))
-    for key, values in (("bound", bound), ("ode", ode)):
+    parts.append(("ode", ode))
+    for key, values in parts:
         result[f"nll_{key}_nats"], result[f"nll_{key}_se"] = _mean_se(values)
         result[f"nll_{key}_median_nats"] = float(np.median(values))  # robust to off-data points
         result[f"bits_per_dim_{key}"] = result[f"nll_{key}_nats"] / (D * math.log(2.0))
     # 3. the 2015 normalisation: against the isotropic Gaussian fitted to the held-out data
     gauss = _gaussian_baseline_nats(x_user)
     result["isotropic_gaussian_nll_nats"] = gauss
-    result["bits_per_dim_bound_vs_isotropic_gaussian"] = (result["nll_bound_nats"] - gauss) / (
-        D * math.log(2.0)
-    )
+    if not continuous:
+        excess = result["nll_bound_nats"] - gauss
+        result["bits_per_dim_bound_vs_isotropic_gaussian"] = excess / (D * math.log(2.0))
     # 4. toy data: the true entropy, and each NLL's excess over it (an estimate of the KL)
     if data_path is None and is_toy(run.data.name) and run.data.levels is None:
         neg_log_p = -toy_log_prob(run.data.name, x_user.reshape(N, -1))
         result["true_entropy_nats"], result["true_entropy_se"] = _mean_se(neg_log_p)
-        for key, values in (("bound", bound), ("ode", ode)):  # paired: the spread cancels
+        for key, values in parts:  # paired: the spread of -log p(x) cancels
             result[f"kl_{key}_nats"], result[f"kl_{key}_se"] = _mean_se(values - neg_log_p)
-    _write_terms(run, terms, result)
+    if not continuous:
+        _write_terms(run, terms, result)
     # 5. the sample metrics
     if run.config.evaluate.n_samples > 0:
         _sample_numbers(run, result)
@@ -229,14 +235,15 @@ def format_report(result: dict[str, Any]) -> list[str]:
             text += f"{result[kl]:>10.4f}"
         return text
 
-    lines.append(
-        row(
-            "NLL bound (T terms + prior)",
-            result["nll_bound_nats"],
-            result["nll_bound_se"],
-            "kl_bound_nats",
+    if "nll_bound_nats" in result:
+        lines.append(
+            row(
+                "NLL bound (T terms + prior)",
+                result["nll_bound_nats"],
+                result["nll_bound_se"],
+                "kl_bound_nats",
+            )
         )
-    )
     lines.append(
         row(
             "NLL, probability-flow ODE", result["nll_ode_nats"], result["nll_ode_se"], "kl_ode_nats"
@@ -250,13 +257,17 @@ def format_report(result: dict[str, Any]) -> list[str]:
                 result["true_entropy_se"],
             )
         )
+    if "bits_per_dim_bound_vs_isotropic_gaussian" in result:
+        lines.append(
+            "bound vs isotropic Gaussian: "
+            f"{result['bits_per_dim_bound_vs_isotropic_gaussian']:+.4f} bits/dim (the 2015 "
+            "paper's normalisation)"
+        )
+    else:
+        lines.append("no bound: a continuous-time formulation has no discrete chain to bound")
+    bound_time = f"bound {result['bound_s']} s, " if "bound_s" in result else ""
     lines.append(
-        f"bound vs isotropic Gaussian: {result['bits_per_dim_bound_vs_isotropic_gaussian']:+.4f} "
-        f"bits/dim (the 2015 paper's normalisation)"
-    )
-    lines.append(
-        f"timings: bound {result['bound_s']} s, ODE {result['ode_s']} s "
-        f"({result['ode_nfe']} drift evaluations)"
+        f"timings: {bound_time}ODE {result['ode_s']} s ({result['ode_nfe']} drift evaluations)"
     )
     return lines
 

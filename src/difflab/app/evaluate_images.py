@@ -17,6 +17,7 @@ import torch
 
 from difflab.app.datasets import build_image_split
 from difflab.app.quality import format_metrics, sample_metrics
+from difflab.app.registry import LOSSES
 from difflab.app.run import Run
 from difflab.losses.vlb import full_bound
 from difflab.training import checkpoint as ckpt
@@ -42,6 +43,12 @@ def split_bits_per_dim(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if LOSSES[run.config.loss.name].continuous:
+        raise ValueError(
+            f"bits/dim of image runs come from the discrete bound, which loss.name = "
+            f"{run.config.loss.name!r} (a continuous formulation) does not have; judge its "
+            "samples with `difflab sample --grid` or `difflab demo`"
+        )
     data = build_image_split(run.config.data, split)
     x = data.x if max_images is None else data.x[:max_images]
     levels = run.data.levels or data.levels

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from difflab.criteria import energy_criterion, frechet_criterion, neg_log_p_criterion
 from difflab.data.toy import toy_names
 from difflab.losses.ddpm import HybridObjective, SimpleObjective
 from difflab.losses.edm import EDMObjective
@@ -71,7 +72,8 @@ INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
 class SamplerEntry:
     """``fn(model, shape, *, [grid], generator, record, progress, **keys)``: ``model`` is what
     ``needs`` names; ``grid``: it visits K of the schedule's times (``sample.steps`` <= T,
-    ``sample.spacing``); ``bench``: in bench-samplers' default plan."""
+    ``sample.spacing``); ``bench``: in bench-samplers' default plan; ``noise_key``: the key of
+    its noise (a stochastic sampler's), which ``difflab tune-schedule`` searches too."""
 
     fn: Callable[..., Any]
     needs: str
@@ -79,6 +81,7 @@ class SamplerEntry:
     keys: tuple[str, ...] = ()
     grid: bool = True
     bench: bool = True
+    noise_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,9 @@ _GRID_KEYS = ("steps", "spacing", "grid", "sigma_min", "sigma_max", "rho", "fina
 
 SAMPLERS: dict[str, SamplerEntry] = {
     "ddpm": SamplerEntry(ddpm_sample, DIFFUSION, "ancestral sampling (Ho et al. 2020)"),
-    "ddim": SamplerEntry(ddim_sample, DIFFUSION, "DDIM (Song et al. 2020)", keys=("eta",)),
+    "ddim": SamplerEntry(
+        ddim_sample, DIFFUSION, "DDIM (Song et al. 2020)", keys=("eta",), noise_key="eta"
+    ),
     "euler": SamplerEntry(euler_sample, DIFFUSION, "probability-flow ODE, Euler"),
     "heun": SamplerEntry(heun_sample, DIFFUSION, "probability-flow ODE, Heun (Karras 2022)"),
     "dpmpp2m": SamplerEntry(dpmpp2m_sample, DIFFUSION, "DPM-Solver++(2M) (Lu et al. 2022)"),
@@ -138,6 +143,7 @@ SAMPLERS: dict[str, SamplerEntry] = {
         DIFFUSION,
         "EDM's stochastic sampler (Karras 2022, Alg. 2; Alg. 1 at s_churn = 0)",
         keys=("s_churn", "s_tmin", "s_tmax", "s_noise"),
+        noise_key="s_churn",
     ),
     "pc": SamplerEntry(
         pc_sample,
@@ -260,6 +266,34 @@ DATASETS: dict[str, DatasetEntry] = {
         path_example="images.npy",
     ),
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CriterionEntry:
+    """A validation criterion of ``difflab tune-schedule``: ``fn(held_out, data_name)`` builds
+    it (criteria.py); it applies to data whose name or source is in ``data``."""
+
+    fn: Callable[..., Any]
+    data: tuple[str, ...]
+    summary: str
+
+
+CRITERIA: dict[str, CriterionEntry] = {
+    "energy": CriterionEntry(energy_criterion, ("toy", "file"), "energy distance to held-out data"),
+    "neg_log_p": CriterionEntry(
+        neg_log_p_criterion, ("toy",), "E_q[-log p] under the exact density (precision only)"
+    ),
+    "frechet": CriterionEntry(
+        frechet_criterion, ("digits",), "Frechet distance in the digits classifier's features"
+    ),
+}
+
+
+def criteria_for(data_name: str) -> list[str]:
+    """The criteria that apply to ``data_name`` (by name or by its source), best first."""
+    source = DATASETS[data_name].source
+    return [n for n, row in CRITERIA.items() if data_name in row.data or source in row.data]
+
 
 TABLES: dict[str, dict[str, Any]] = {
     "sample.sampler": SAMPLERS,

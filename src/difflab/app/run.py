@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from difflab.app.build import build_denoiser, build_model, build_schedule, generate
+from difflab.app.build import (
+    build_denoiser,
+    build_formulation,
+    build_model,
+    build_schedule,
+    generate,
+)
 from difflab.app.config import Config
 from difflab.app.config_files import config_from_json
+from difflab.app.schedule_file import TunedSchedule, fingerprint, read_schedule, schedule_path
 from difflab.choices import parse_enum
 from difflab.data.dataset import Dataset
 from difflab.denoiser import Denoiser
@@ -56,20 +64,36 @@ class Run:
         """A generator seeded with ``seed`` on the run's device."""
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    def override_sampling(
-        self,
-        *,
-        sampler: str | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
-        spacing: str | None = None,
-    ) -> None:
-        """Use another sampler, number of steps, DDIM eta or spacing than the run's config says
-        (validated; None keeps the config's value)."""
-        given = {"sampler": sampler, "steps": steps, "eta": eta, "spacing": spacing}
+    def override_sampling(self, **given: Any) -> None:
+        """Use other ``sample.*`` values than the run's config says (sampler, steps, eta,
+        spacing, grid, sigma_min, ..., schedule; validated; None keeps the config's value)."""
         changes = {k: v for k, v in given.items() if v is not None}
         if changes:
             self.config = self.config.replace("sample", **changes)
+
+    def process_name(self) -> str:
+        """The run's noise process, as schedule files record it."""
+        formulation = build_formulation(self.config)
+        if formulation is not None:
+            return formulation.process.describe()
+        return f"discrete-{self.config.schedule.name}(T={self.schedule.T})"
+
+    def fingerprint(self) -> str:
+        """What identifies the trained model (schedule_file.fingerprint)."""
+        data = ckpt.read_manifest(self.run_dir).get("data", {})
+        return fingerprint(self.config, data.get("sha256"))
+
+    def tuned_schedule(self) -> TunedSchedule | None:
+        """The schedule ``sample.schedule`` names ("tuned" or a file), checked against this
+        run; None for "grid"."""
+        value = self.config.sample.schedule
+        if value == "grid":
+            return None
+        path = schedule_path(self.run_dir, value)
+        return read_schedule(
+            path, config=self.config, run_fingerprint=self.fingerprint(),
+            process=self.process_name(), step=self.step,
+        )  # fmt: skip
 
     def override_variance(self, variance: str) -> None:
         """Use another fixed variance (small or large) than the run was configured with: an
@@ -100,14 +124,18 @@ class Run:
         (model space, trajectory recorded at the labels ``record`` picks)."""
         generator = self.generator(seed) if seed is not None else None
         self.model.eval()
+        cfg, tuned = self.config, self.tuned_schedule()
+        if tuned is not None:
+            cfg = cfg.replace("sample", sampler=tuned.sampler, steps=tuned.steps, **tuned.noise)
         result = generate(
-            self.config,
+            cfg,
             self.model,
             self.schedule,
             (n, *self.data.shape),
             generator=generator,
             record=record,
             progress=progress,
+            grid=None if tuned is None else tuned.times,
         )
         return self.data.decode(result.x.cpu().numpy()), result
 

@@ -34,10 +34,31 @@ def check_sampler_flags(run: Run, flags: dict[str, object]) -> None:
     for key, value in flags.items():
         if value is not None and key not in row.keys:
             readers = [name for name, r in SAMPLERS.items() if key in r.keys]
-            which = " or ".join(readers)
+            which, flag = " or ".join(readers), key.replace("_", "-")
             raise ValueError(
-                f"--{key} applies to the {which} sampler{'s' if len(readers) > 1 else ''} only, "
-                f"not {sampler!r}; add --sampler {readers[0]} or drop --{key}"
+                f"--{flag} applies to the {which} sampler{'s' if len(readers) > 1 else ''} only, "
+                f"not {sampler!r}; add --sampler {readers[0]} or drop --{flag}"
+            )
+
+
+def level_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The sample.* values of the noise-level and EDM flags that were given."""
+    given = {
+        "grid": args.noise_grid, "sigma_min": args.sigma_min, "sigma_max": args.sigma_max,
+        "rho": args.rho, "final_step": args.final_step, "s_churn": args.s_churn,
+        "s_tmin": args.s_tmin, "s_tmax": args.s_tmax, "s_noise": args.s_noise,
+    }  # fmt: skip
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def check_tuned_flags(tuned, args: argparse.Namespace) -> None:
+    """A tuned schedule fixes the sampler and K: other --sampler / --steps are an error."""
+    for flag, value, want in (("sampler", args.sampler, tuned.sampler),
+                              ("steps", args.steps, tuned.steps)):  # fmt: skip
+        if value is not None and value != want:
+            raise ValueError(
+                f"the tuned schedule is for --sampler {tuned.sampler} --steps {tuned.steps}; "
+                f"drop --{flag} or tune again: difflab tune-schedule RUN --{flag} {value}"
             )
 
 
@@ -55,10 +76,17 @@ def command(args: argparse.Namespace) -> int:
     grid = Path(args.grid) if args.grid else None
     if grid is not None and (grid.suffix.lower() != ".png" or not grid.parent.is_dir()):
         raise ValueError(f"--grid {grid}: give a .png file in an existing directory")
+    levels = level_overrides(args)
     run.override_sampling(
-        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing
-    )
-    check_sampler_flags(run, {"eta": args.eta})
+        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing,
+        schedule=args.schedule, **levels,
+    )  # fmt: skip
+    tuned = run.tuned_schedule()
+    if tuned is not None:
+        check_tuned_flags(tuned, args)
+        run.override_sampling(sampler=tuned.sampler)
+    flags = {"eta": args.eta, **{k: v for k, v in levels.items() if k.startswith("s_")}}
+    check_sampler_flags(run, flags)
     n = args.n or run.config.sample.n
     samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
     save_samples(run, samples, out)

@@ -86,11 +86,29 @@ def plot_forward(
     return _scatter_row(panels, path, "forward process")
 
 
+def plot_forward_levels(
+    process, x0: np.ndarray, levels: Sequence[float], path: Path, *, seed: int = 0
+) -> Path:
+    """q(x_t | x_0) of a noise process (noise.py) at the times of noise levels ``levels``
+    (sigma / alpha, ascending), closed form: x_t = alpha x_0 + sigma z."""
+    x0_t = torch.from_numpy(np.asarray(x0, dtype=np.float64))
+    generator = torch.Generator().manual_seed(seed)
+    panels = [(r"$x_{0}$", x0)]
+    for level in levels:
+        t = process.time_at_sigma_bar(level)
+        z = torch.randn(x0_t.shape, generator=generator, dtype=torch.float64)
+        x_t = (process.alpha(t) * x0_t + process.sigma(t) * z).numpy()
+        panels.append((rf"$\sigma = {level:.3g}$", x_t))
+    return _scatter_row(panels, path, "forward process (noise level sigma / alpha)")
+
+
 def plot_reverse(
     trajectory: Mapping[int, torch.Tensor], path: Path, *, title: str = "reverse process"
 ) -> Path:
     """The sampler's states, from its start (x_T) to the samples (x_0), at the recorded labels."""
-    panels = [(rf"$p(x_{{{k}}})$", v.numpy()) for k, v in sorted(trajectory.items(), reverse=True)]
+    panels = [
+        (rf"$p(x_{{{k:.4g}}})$", v.numpy()) for k, v in sorted(trajectory.items(), reverse=True)
+    ]
     return _scatter_row(panels, path, title)
 
 
@@ -329,6 +347,22 @@ def plot_image_forward(
     for k in panel_times(schedule.T, n_panels)[1:]:
         t = torch.full((x0_t.shape[0],), k - 1, dtype=torch.long)
         columns.append(q_sample(schedule, x0_t, t, generator=generator))
+    stacked = torch.stack(columns, dim=1).flatten(0, 1).numpy()
+    return save_image_grid(stacked, path, ncol=len(columns))
+
+
+def plot_image_forward_levels(
+    process, x0: np.ndarray, levels: Sequence[float], path: Path, *, seed: int = 0
+) -> Path:
+    """Forward trajectories of a noise process as a grid: one row per image, one column per
+    noise level (ascending), clipped to [-1, 1] for display."""
+    x0_t = torch.from_numpy(np.asarray(x0, dtype=np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    columns = [x0_t]
+    for level in levels:
+        t = process.time_at_sigma_bar(level)
+        z = torch.randn(x0_t.shape, generator=generator)
+        columns.append(process.alpha(t) * x0_t + process.sigma(t) * z)
     stacked = torch.stack(columns, dim=1).flatten(0, 1).numpy()
     return save_image_grid(stacked, path, ncol=len(columns))
 

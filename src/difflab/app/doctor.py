@@ -21,6 +21,7 @@ from difflab.app.build import build_schedule
 from difflab.app.config import Config
 from difflab.app.config_files import config_from_json
 from difflab.app.datasets import build_dataset
+from difflab.app.registry import LOSSES
 from difflab.app.run import load_run, require_run_dir
 from difflab.app.train import recorded_config_differences
 from difflab.data.dataset import Dataset
@@ -30,6 +31,9 @@ from difflab.training import checkpoint as ckpt
 #: Terminal SNR (alpha_bar_T / (1 - alpha_bar_T), times the data's variance) above which x_T
 #: is visibly not pure noise: sampling from N(0, I) then starts off the training distribution.
 SNR_PROBLEM, SNR_WARNING = 1e-2, 1e-3
+#: The same for a continuous formulation's grid top, whose start matches the marginal's mean
+#: and variance, so only the data's shape at that noise level is left (docs/continuous.md).
+GRID_SNR_PROBLEM, GRID_SNR_WARNING = 0.1, 0.02
 
 
 @dataclass
@@ -92,7 +96,10 @@ def check_data(cfg: Config, manifest: dict) -> tuple[list[Finding], Dataset | No
 
 
 def check_schedule(cfg: Config, data: Dataset | None) -> list[Finding]:
-    """x_T must be (nearly) pure noise, since sampling starts from N(0, I)."""
+    """x_T must be (nearly) pure noise, since sampling starts from N(0, I) (a continuous
+    formulation: at its grid's top, from a Gaussian of the marginal's variance)."""
+    if LOSSES[cfg.loss.name].continuous:
+        return check_grid_top(cfg)
     schedule = build_schedule(cfg.schedule, warn=False)
     abar_T = float(schedule.alphas_cumprod[-1])
     var = 1.0 if data is None else float(data.x.double().var(0).mean())
@@ -103,6 +110,28 @@ def check_schedule(cfg: Config, data: Dataset | None) -> list[Finding]:
         return [Finding("schedule", "problem", message + ": x_T still holds the data", fix)]
     if snr > SNR_WARNING:
         return [Finding("schedule", "warning", message + ": x_T holds a trace of the data", fix)]
+    return [Finding("schedule", "ok", message)]
+
+
+def check_grid_top(cfg: Config) -> list[Finding]:
+    """The signal-to-noise ratio sigma_data^2 / sigma_max^2 where a continuous formulation's
+    sampling starts (its default grid's top, or sample.sigma_max)."""
+    from difflab.app.build import build_process, grid_range
+
+    process = build_process(cfg, build_schedule(cfg.schedule, warn=False))
+    sd = cfg.loss.sigma_data or 1.0
+    top = grid_range(cfg, process)[1]
+    snr = (sd / top) ** 2
+    message = (
+        f"{process.describe()}: sampling starts at noise level sigma_max = {top:.3g} "
+        f"({top / sd:.3g} x sigma_data = {sd:.3g}), SNR there {snr:.3g}"
+    )
+    fix = f"raise sample.sigma_max (at most {process.sigma_bar_limit:.3g})"
+    if snr > GRID_SNR_PROBLEM:
+        return [Finding("schedule", "problem", message + ": the start still holds the data", fix)]
+    if snr > GRID_SNR_WARNING:
+        return [Finding("schedule", "warning", message + ": the start holds a trace of the data",
+                        fix)]  # fmt: skip
     return [Finding("schedule", "ok", message)]
 
 

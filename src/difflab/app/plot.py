@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from difflab.app.build import build_sigmas, noise_level_score
+from difflab.app.build import build_sigmas, grid_range, noise_level_score
 from difflab.app.datasets import REFERENCE_SEED, build_dataset, build_image_split, reference_data
 from difflab.app.registry import DIFFUSION, LADDER, LOSSES
 from difflab.app.run import Run, load_run
@@ -34,7 +34,8 @@ class ScoreField(NamedTuple):
 
 def score_field(run: Run) -> ScoreField:
     """The learned score of a run: the score network itself; for NCSN at sigma_min; for a
-    diffusion model -eps_hat(x, 1) / sigma_1, the score of q(x_1) (paper time 1)."""
+    diffusion model -eps_hat(x, t) / sigma_t at the smallest level t = t_min, the score of
+    q(x_t) (the paper's time 1 for a discrete schedule)."""
     cfg = run.config
     trains = LOSSES[cfg.loss.name].trains
     if trains == LADDER:
@@ -43,8 +44,8 @@ def score_field(run: Run) -> ScoreField:
     if trains != DIFFUSION:
         return ScoreField(run.model, 1.0, cfg.loss.sigma if cfg.loss.name == "dsm" else 0.0)
     denoiser = run.denoiser(clip=False)
-    process = denoiser.process
-    return ScoreField(lambda x: denoiser.score(x, 1), process.alpha(1), process.sigma(1))
+    process, t = denoiser.process, denoiser.process.t_min  # paper time 1 for a schedule
+    return ScoreField(lambda x: denoiser.score(x, t), process.alpha(t), process.sigma(t))
 
 
 def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = None) -> list[Path]:
@@ -74,6 +75,8 @@ def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = N
     if trains == LADDER:
         sigmas = build_sigmas(cfg).tolist()
         paths.append(plot_noise_levels(sigmas, model_data, out_dir / "forward.png"))
+    elif LOSSES[cfg.loss.name].continuous:
+        paths.append(plot_continuous_forward(run, model_data, out_dir / "forward.png", seed=seed))
     elif trains == DIFFUSION:
         paths.append(plot_forward(run.schedule, model_data, out_dir / "forward.png", seed=seed))
     paths += [
@@ -88,6 +91,27 @@ def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = N
     if rows:
         paths.append(plot_loss(rows, out_dir / "loss.png"))
     return paths
+
+
+def plot_continuous_forward(run: Run, x0: np.ndarray, path: Path, *, seed: int) -> Path:
+    """q(x_t) of a continuous formulation at 9 noise levels spread log-uniformly over the
+    sampling grid's range."""
+    from difflab.plots import plot_forward_levels
+
+    process = run.denoiser().process
+    lo, hi = grid_range(run.config, process)
+    levels = np.geomspace(lo, hi, 9).tolist()
+    return plot_forward_levels(process, x0, levels, path, seed=seed)
+
+
+def _image_forward(run: Run, x0: np.ndarray, path: Path, *, seed: int) -> Path:
+    from difflab.plots import plot_image_forward, plot_image_forward_levels
+
+    if not LOSSES[run.config.loss.name].continuous:
+        return plot_image_forward(run.schedule, x0, path, seed=seed)
+    process = run.denoiser().process
+    levels = np.geomspace(*grid_range(run.config, process), 9).tolist()
+    return plot_image_forward_levels(process, x0, levels, path, seed=seed)
 
 
 def reference_log_prob(model_data: np.ndarray, *, scale: float, noise_std: float):
@@ -138,7 +162,6 @@ def plot_image_run(run: Run, *, n: int, seed: int, out_dir: Path) -> list[Path]:
     reverse trajectories (8 rows, 10 times from 0 to T) and the loss curve."""
     from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
         panel_labels,
-        plot_image_forward,
         plot_image_reverse,
         plot_loss,
         save_image_grid,
@@ -150,7 +173,7 @@ def plot_image_run(run: Run, *, n: int, seed: int, out_dir: Path) -> list[Path]:
     _, chain = run.sample(8, seed=seed + 1, record=panel_labels)
     paths = [
         save_image_grid(data, out_dir / "data.png"),
-        plot_image_forward(run.schedule, data[:8], out_dir / "forward.png", seed=seed),
+        _image_forward(run, data[:8], out_dir / "forward.png", seed=seed),
         plot_image_reverse(chain.trajectory, out_dir / "reverse.png"),
         save_image_grid(samples, out_dir / "samples.png"),
     ]

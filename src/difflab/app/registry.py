@@ -243,7 +243,7 @@ MODELS: dict[str, ModelEntry] = {
     "unet": ModelEntry(
         UNet, DIFFUSION, "image", "U-Net (images)",
         keys=("channels", "channel_mult", "num_res_blocks", "attention", "dropout", "time_dim"),
-        uses=("in_channels", "out_channels", "time_scale"),
+        uses=("in_channels", "out_channels", "time_scale"), continuous_time=True,
     ),
 }  # fmt: skip
 

@@ -45,6 +45,7 @@ class Run:
     data: Dataset
     step: int
     checkpoint: Path
+    weights_file: str = "ema.safetensors"
 
     @property
     def device(self) -> torch.device:
@@ -83,6 +84,11 @@ class Run:
         data = ckpt.read_manifest(self.run_dir).get("data", {})
         return fingerprint(self.config, data.get("sha256"))
 
+    def weights_sha256(self) -> str | None:
+        """The SHA-256 of the weights file this run was loaded from (as its checkpoint
+        recorded it)."""
+        return (ckpt.read_meta(self.checkpoint).get("sha256") or {}).get(self.weights_file)
+
     def tuned_schedule(self) -> TunedSchedule | None:
         """The schedule ``sample.schedule`` names ("tuned" or a file), checked against this
         run; None for "grid"."""
@@ -92,7 +98,7 @@ class Run:
         path = schedule_path(self.run_dir, value)
         return read_schedule(
             path, config=self.config, run_fingerprint=self.fingerprint(),
-            process=self.process_name(), step=self.step,
+            process=self.process_name(), step=self.step, weights=self.weights_sha256(),
         )  # fmt: skip
 
     def override_variance(self, variance: str) -> None:
@@ -171,4 +177,7 @@ def load_run(run_dir: str | Path, *, use_ema: bool | None = None, device: str = 
     weights_file = latest / ("ema.safetensors" if use_ema else "model.safetensors")
     ckpt.load_model_weights(model, ckpt.load_weights(weights_file), weights_file)
     step = ckpt.read_meta(latest)["step"]
-    return Run(path, config, schedule.to(device), model.to(device).eval(), data, step, latest)
+    return Run(
+        path, config, schedule.to(device), model.to(device).eval(), data, step, latest,
+        weights_file.name,
+    )  # fmt: skip

@@ -4,9 +4,10 @@ and the checks that it belongs to the run it is used with.
 The file records the sampler, the number of steps, the process times of the grid and the noise
 knob it was tuned for, with the run's fingerprint (a SHA-256 of its data, schedule, model and
 loss config and of its training data) and its formulation (``loss.name`` and the noise
-process). ``difflab sample RUN --schedule tuned`` (or ``--schedule FILE``) samples with it; a
-file from another run or formulation is a one-line error, a file tuned at an older checkpoint
-of the same run a warning.
+process) and the SHA-256 of the weights it was tuned on. ``difflab sample RUN --schedule tuned``
+(or ``--schedule FILE``) samples with it; a file from another run or formulation is a one-line
+error (another run: another fingerprint, or other weights at the same step), a file tuned at
+another checkpoint of the same run (resumed since) a warning.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _fail(path: Path, problem: str) -> ValueError:
 
 
 def read_schedule(
-    path: Path, *, config: Config, run_fingerprint: str, process: str, step: int
+    path: Path, *, config: Config, run_fingerprint: str, process: str, step: int, weights: str
 ) -> TunedSchedule:
     """The schedule in ``path``, checked against the run (see the module docstring)."""
     if not path.is_file():
@@ -80,14 +81,15 @@ def read_schedule(
             f"{run.get('process')!r}; this run: {config.loss.name!r}, {process!r}); tune this "
             "run with `difflab tune-schedule RUN --steps K`",
         )
-    if run.get("fingerprint") != run_fingerprint:
+    same_step = run.get("step") == step
+    if run.get("fingerprint") != run_fingerprint or (same_step and run.get("weights") != weights):
         raise _fail(
             path,
             "was tuned for another run (its model, config or data differ); tune this run "
             "with `difflab tune-schedule RUN --steps K`",
         )
     _check_times(path, sampler, steps, times)
-    if run.get("step") != step:
+    if not same_step:
         warnings.warn(
             f"{path} was tuned at step {run.get('step')}, the run is now at step {step}: "
             "re-tune it with `difflab tune-schedule`",

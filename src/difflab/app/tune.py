@@ -172,7 +172,7 @@ def tune_schedule(
     noise = {} if knob is None else {knob.name: result.knob}
     content = {
         "run": {"fingerprint": run.fingerprint(), "step": run.step, "loss": cfg.loss.name,
-                "process": run.process_name()},
+                "process": run.process_name(), "weights": run.weights_sha256()},
         "sampler": cfg.sample.sampler, "steps": steps, "final_step": cfg.sample.final_step,
         "times": search.times(result.levels), "sigma_bars": result.levels, "noise": noise,
         "criterion": {"name": name, "n": n, "seed": seed, "value": result.value,

@@ -219,3 +219,27 @@ def test_trajectories_are_keyed_by_float_times():
     res = dpmpp2m_sample(denoiser, (3, 2), grid=times, record=lambda labels: labels)
     assert list(res.trajectory) == times and res.nfe == 5
     assert all(isinstance(k, float) for k in res.trajectory)
+
+
+@pytest.mark.parametrize("sampler", list(DETERMINISTIC))
+def test_a_discrete_model_on_a_karras_grid_is_the_same_sampler(sampler):
+    """A discrete DDPM (cosine, T = 1000) sampled on the Karras levels visits fractional paper
+    times (the network takes a continuous step index): on the same levels it gives the
+    continuous formulations' samples (float64 round-off)."""
+    from difflab.denoiser import Denoiser
+    from difflab.schedules import NoiseSchedule
+    from oracles import GaussianOracle
+
+    schedule = NoiseSchedule.from_name("cosine", 1000)
+    discrete = Denoiser(GaussianOracle(schedule, MU, S**2, prediction="v"), schedule,
+                        prediction="v", continuous_time=True)  # fmt: skip
+    times = noise_level_grid(discrete.process, 10, "karras", sigma_min=0.01, sigma_max=80.0)
+    assert any(not float(t).is_integer() for t in times)
+    z = torch.linspace(-2, 2, 10, dtype=torch.float64)[:, None].repeat(1, 2)
+    out = DETERMINISTIC[sampler](discrete, z.shape, grid=times,
+                                 x_T=_from_marginal(discrete, times, z)).x  # fmt: skip
+    flow, flow_times = _denoiser("flow"), noise_level_grid(
+        FORMULATIONS["flow"].process, 10, "karras", sigma_min=0.01, sigma_max=80.0)  # fmt: skip
+    ref = DETERMINISTIC[sampler](flow, z.shape, grid=flow_times,
+                                 x_T=_from_marginal(flow, flow_times, z)).x  # fmt: skip
+    assert torch.allclose(out, ref, rtol=1e-7, atol=1e-7), float((out - ref).abs().max())

@@ -454,33 +454,25 @@ def _check_grid_keys(cfg: SampleConfig) -> None:
     checked when the grid is made)."""
     if cfg.grid is not None:
         _choice(Grid, cfg.grid, "sample.grid")
-    for key in ("sigma_min", "sigma_max"):
-        value = getattr(cfg, key)
-        _check(value is None or value > 0, f"sample.{key}", value, "> 0, or omitted")
-    if cfg.sigma_min is not None and cfg.sigma_max is not None:
-        _check(
-            cfg.sigma_min < cfg.sigma_max,
-            "sample.sigma_min",
-            cfg.sigma_min,
-            f"below sample.sigma_max = {cfg.sigma_max}",
-        )
-    _check(cfg.rho > 0, "sample.rho", cfg.rho, "> 0 (EDM uses 7)")
     _choice(FinalStep, cfg.final_step, "sample.final_step")
-    _check(cfg.s_churn >= 0, "sample.s_churn", cfg.s_churn, ">= 0 (0: deterministic)")
-    _check(cfg.s_tmin >= 0, "sample.s_tmin", cfg.s_tmin, ">= 0")
-    _check(
-        cfg.s_tmax is None or cfg.s_tmax > cfg.s_tmin,
-        "sample.s_tmax",
-        cfg.s_tmax,
-        f"> sample.s_tmin = {cfg.s_tmin}, or omitted for no upper limit",
-    )
-    _check(cfg.s_noise > 0, "sample.s_noise", cfg.s_noise, "> 0 (EDM uses 1 to 1.007)")
-    _check(
-        bool(cfg.schedule),
-        "sample.schedule",
-        cfg.schedule,
-        "'grid', 'tuned' or the path of a tuned_schedule.json",
-    )
+    lo, hi, tmax = cfg.sigma_min, cfg.sigma_max, cfg.s_tmax
+    rules = [  # (ok, key, rule)
+        (lo is None or lo > 0, "sigma_min", "> 0, or omitted"),
+        (hi is None or hi > 0, "sigma_max", "> 0, or omitted"),
+        (lo is None or hi is None or lo < hi, "sigma_min", f"below sample.sigma_max = {hi}"),
+        (cfg.rho > 0, "rho", "> 0 (EDM uses 7)"),
+        (cfg.s_churn >= 0, "s_churn", ">= 0 (0: deterministic)"),
+        (cfg.s_tmin >= 0, "s_tmin", ">= 0"),
+        (
+            tmax is None or tmax > cfg.s_tmin,
+            "s_tmax",
+            f"> sample.s_tmin = {cfg.s_tmin}, or omitted",
+        ),
+        (cfg.s_noise > 0, "s_noise", "> 0 (EDM uses 1 to 1.007)"),
+        (bool(cfg.schedule), "schedule", "'grid', 'tuned' or a tuned schedule file"),
+    ]
+    for ok, key, rule in rules:
+        _check(ok, f"sample.{key}", getattr(cfg, key), rule)
 
 
 @dataclass(frozen=True)

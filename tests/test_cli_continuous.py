@@ -195,6 +195,8 @@ def test_a_schedule_file_from_another_run_or_formulation(runs, tmp_path, capsys)
     )
     err = _error(["sample", str(edm), "--schedule", "tuned", "--sampler", "ddim", *sample], capsys)
     assert "the tuned schedule is for --sampler" in err
+    err = _error(["sample", str(edm), "--schedule", "tuned", "--sigma-max", "3", *sample], capsys)
+    assert "--sigma-max is fixed by the tuned schedule" in err
     missing = _copy(runs["vp_continuous"], tmp_path)
     err = _error(["sample", str(missing), "--schedule", "tuned", *sample], capsys)
     assert "does not exist; run `difflab tune-schedule RUN --steps K` first" in err

@@ -52,7 +52,8 @@ def level_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def check_tuned_flags(tuned, args: argparse.Namespace) -> None:
-    """A tuned schedule fixes the sampler and K: other --sampler / --steps are an error."""
+    """A tuned schedule fixes the sampler, K, the grid and its noise: other --sampler /
+    --steps, or any grid flag or tuned noise flag, is an error rather than silently ignored."""
     for flag, value, want in (("sampler", args.sampler, tuned.sampler),
                               ("steps", args.steps, tuned.steps)):  # fmt: skip
         if value is not None and value != want:
@@ -60,6 +61,15 @@ def check_tuned_flags(tuned, args: argparse.Namespace) -> None:
                 f"the tuned schedule is for --sampler {tuned.sampler} --steps {tuned.steps}; "
                 f"drop --{flag} or tune again: difflab tune-schedule RUN --{flag} {value}"
             )
+    fixed = {"spacing": args.spacing, **level_overrides(args), "eta": args.eta}
+    fixed = {k: v for k, v in fixed.items() if v is not None}
+    fixed = {k: v for k, v in fixed.items() if not k.startswith("s_") or k in tuned.noise}
+    if fixed:
+        flag = next(iter(fixed)).replace("_", "-").replace("grid", "noise-grid")
+        raise ValueError(
+            f"--{flag} is fixed by the tuned schedule (its levels and noise were tuned); drop "
+            "it, or sample without --schedule tuned"
+        )
 
 
 def command(args: argparse.Namespace) -> int:

@@ -89,6 +89,11 @@ def _train_parser(sub) -> None:
         action="store_true",
         help="check the config and the data, print the resolved config, write nothing",
     )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="at the end, write RUN_DIR/report.html (see `difflab report`)",
+    )
 
 
 def _sample_parser(sub) -> None:
@@ -194,8 +199,8 @@ def _doctor_parser(sub) -> None:
         help="check a run for the usual reasons samples look like noise",
         description="Checks data range and scaling, the schedule's terminal SNR, config vs "
         "checkpoint, EMA age vs decay, non-finite weights, and compares raw and EMA samples "
-        "(RUN_DIR/doctor/preview.png). Each finding says what to change. Exit code 1 when "
-        "a finding is a problem.",
+        "(RUN_DIR/doctor/preview.png). Each finding says what to change; they are saved in "
+        "RUN_DIR/doctor.json. Exit code 1 when a finding is a problem.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--n", type=int, default=500, help="samples in the preview (default 500)")
@@ -228,6 +233,24 @@ def _evaluate_parser(sub) -> None:
 
 
 def _demo_parser(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page about a run, or comparing several",
+        description="Write one HTML file (figures, curves and data embedded: it opens offline "
+        "from any folder) with each run's config and manifest, training curves, the figures of "
+        "`plot`, the results of `evaluate` and `bench-samplers`, the `doctor` findings and, "
+        "for image runs, image grids; what a run has not computed yet is shown with the "
+        "command that computes it. Several runs add a comparison table of their metrics and "
+        "the config keys that differ.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    p.add_argument(
+        "--out",
+        metavar="FILE.html",
+        help="where to write it (default: RUN_DIR/report.html for one run, ./report.html for "
+        "several); written atomically",
+    )
+
     p = sub.add_parser(
         "demo",
         help="train on the swiss roll, sample, score and plot",
@@ -294,6 +317,7 @@ COMMANDS = {
     "evaluate": "difflab.app.evaluate",
     "demo": "difflab.app.demo",
     "tune-schedule": "difflab.app.tune",
+    "report": "difflab.app.report",
 }
 
 

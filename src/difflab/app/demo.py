@@ -1,5 +1,6 @@
 """``difflab demo`` (``make demo``): the main job on the built-in default: train on the swiss
-roll, sample, score the samples against fresh data, plot, and write ``summary.json``."""
+roll, sample, score the samples against fresh data, plot, and write ``summary.json`` and
+``report.html``."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def demo(
         "total_s": round(time.perf_counter() - t0, 2),
     }
     ckpt.atomic_write_json(run_dir / "summary.json", result)
+    from difflab.app.report import write_report
+
+    result["report"] = str(write_report([run_dir]))
     return result
 
 
@@ -62,4 +66,5 @@ def command(args: argparse.Namespace) -> int:
     for line in format_metrics(result["metrics"]):
         print("  " + line)
     print(f"results: {result['run_dir']} (summary.json, samples.npy, plots/)")
+    print(f"report: {result['report']} (open it in a browser)")
     return 0

@@ -4,13 +4,15 @@ Each check returns :class:`Finding` s with a level (ok, warning, problem), what 
 what to change. The checks: data range and scaling in model space, the schedule's terminal
 signal-to-noise ratio, the checkpoint's integrity and its agreement with config.json and the
 data, the EMA's age against its decay, non-finite weights, and a preview that samples with the
-raw and the EMA weights and compares both with the data (``RUN_DIR/doctor/preview.png``).
+raw and the EMA weights and compares both with the data (``RUN_DIR/doctor/preview.png``). The
+findings are also saved in ``RUN_DIR/doctor.json`` for ``difflab report``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,4 +278,20 @@ def command(args: argparse.Namespace) -> int:
     findings = diagnose(args.run_dir, n=args.n, seed=args.seed, preview=not args.no_preview)
     for line in format_findings(findings):
         print(line)
+    save_findings(Path(args.run_dir), findings, preview=not args.no_preview)
     return 1 if any(f.level == "problem" for f in findings) else 0
+
+
+def save_findings(run_dir: Path, findings: list[Finding], *, preview: bool) -> None:
+    """``RUN_DIR/doctor.json``: the findings, the step of the newest checkpoint they are about,
+    and whether the sample preview ran (``difflab report`` shows them)."""
+    found = ckpt.checkpoint_dirs(run_dir)
+    try:
+        step = ckpt.read_meta(found[-1])["step"] if found else None
+    except ckpt.CheckpointError:
+        step = None
+    record = {"step": step, "preview": preview, "findings": [vars(f) for f in findings]}
+    try:
+        ckpt.atomic_write_json(run_dir / "doctor.json", record)
+    except OSError as err:
+        warnings.warn(f"could not write {run_dir / 'doctor.json'}: {err}", stacklevel=2)

@@ -290,6 +290,8 @@ class TrainConfig:
 
     Checkpoints: every ``checkpoint_every`` steps (0: off) and every ``checkpoint_minutes`` of
     training (0: off; default 5), always at the end; the newest ``keep_checkpoints`` are kept.
+    ``tensorboard``: also log to RUN_DIR/tensorboard/ (scalars, the loss by quartile of t, a
+    sample figure at every checkpoint; needs ``pip install 'difflab[tensorboard]'``).
     """
 
     steps: int = 8000
@@ -310,6 +312,7 @@ class TrainConfig:
     device: str = "cpu"
     max_nonfinite: int = 10
     precision: str = "float32"
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")

@@ -25,6 +25,7 @@ from difflab.app.config_files import (
 from difflab.app.datasets import build_dataset
 from difflab.app.registry import LOSSES
 from difflab.app.run import require_run_dir
+from difflab.app.tensorboard import check_tensorboard, tensorboard_log
 from difflab.data.dataset import Dataset
 from difflab.losses.base import Objective
 from difflab.schedules import NoiseSchedule
@@ -41,6 +42,7 @@ from difflab.training.trainer import Trainer, TrainSummary
 #: Keys ``--set`` may change when resuming; everything else is fixed by the checkpoint.
 RESUME_KEYS = (
     "steps",
+    "tensorboard",
     "checkpoint_every",
     "checkpoint_minutes",
     "keep_checkpoints",
@@ -95,6 +97,7 @@ def data_info(dataset: Dataset) -> dict[str, Any]:
 
 
 def _trainer(cfg: Config, run_dir: Path, *, progress: bool) -> tuple[Trainer, Dataset]:
+    check_tensorboard(cfg)
     dist_ctx, device = init_distributed(_device(cfg.train.device))
     dataset, _, model, objective = build_training(cfg)
     trainer = Trainer(
@@ -107,8 +110,21 @@ def _trainer(cfg: Config, run_dir: Path, *, progress: bool) -> tuple[Trainer, Da
         progress=progress,
         dist_ctx=dist_ctx,
         run_config=cfg.to_dict(),
+        sample_ema=cfg.sample.use_ema,
     )
     return trainer, dataset
+
+
+def _attach_tensorboard(trainer: Trainer, cfg: Config, *, resumed_from: int | None = None) -> None:
+    """Rank 0's TensorBoard log when ``train.tensorboard``, once the run directory is written;
+    on resume, the events logged after the checkpoint ``resumed_from`` are dropped."""
+    if trainer.run_dir is None:
+        return
+    schedule = build_schedule(cfg.schedule, warn=False)
+    purge = None if resumed_from is None else resumed_from + 1
+    trainer.observer = tensorboard_log(
+        cfg, trainer.run_dir, trainer.dataset, schedule.to(trainer.device), purge_step=purge
+    )
 
 
 def train_run(
@@ -126,6 +142,7 @@ def train_run(
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_bytes(run_dir / "config.json", cfg.to_json().encode())
         ckpt.write_manifest(run_dir, data_info(dataset))
+    _attach_tensorboard(trainer, cfg)
     return run_dir, trainer.fit()
 
 
@@ -197,11 +214,13 @@ def resume_run(
         if overrides:
             ckpt.atomic_write_bytes(path / "config.json", cfg.to_json().encode())
     trainer.load_checkpoint(loaded)
+    _attach_tensorboard(trainer, cfg, resumed_from=loaded.step)
     return path, trainer.fit()
 
 
 def check_config(cfg: Config) -> str:
     """Validate ``cfg`` and its data without training or writing anything; a summary line."""
+    check_tensorboard(cfg)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     build_schedule(cfg.schedule)
     params = count_parameters(cfg, dataset.shape)
@@ -233,6 +252,8 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.dry_run and args.report:
+        raise ValueError("--dry-run writes nothing, so there is no report; drop --report")
     if args.resume:
         if args.config or args.out or args.dry_run:
             raise ValueError(
@@ -262,4 +283,19 @@ def _train(args: argparse.Namespace) -> int:
         f"({summary.steps_per_s:.0f} steps/s), final loss {summary.final_loss:.4f}{skipped}"
     )
     print(f"run directory: {run_dir}")
+    if args.report:
+        write_run_report(run_dir)
     return 0
+
+
+def write_run_report(run_dir: Path) -> None:
+    """``train --report``: RUN_DIR/report.html; a failure is a warning (the run is complete)."""
+    from difflab.app.report import write_report
+
+    try:
+        print(f"report: {write_report([run_dir])}")
+    except (ValueError, OSError) as err:
+        print(
+            f"difflab: warning: the report was not written ({err}); run difflab report {run_dir}",
+            file=sys.stderr,
+        )

@@ -14,7 +14,7 @@ from torch import nn
 
 from difflab.choices import parse_enum
 from difflab.forward import q_sample, randn_like
-from difflab.losses.base import LossOutput
+from difflab.losses.base import LossOutput, step_fraction
 from difflab.losses.vlb import bits_per_dim, vlb_term_from_reverse
 from difflab.parameterization import Prediction, target_for
 from difflab.reverse import Variance, p_mean_variance_from_output, split_output
@@ -76,7 +76,7 @@ class SimpleObjective:
             generator=generator,
         )
         self.timesteps.update(t, mse.detach())
-        return LossOutput(mse * weights, {"mse": mse})
+        return LossOutput(mse * weights, {"mse": mse}, step_fraction(t, self.schedule.T))
 
 
 class HybridObjective(SimpleObjective):
@@ -123,4 +123,5 @@ class HybridObjective(SimpleObjective):
         vlb = self.schedule.T * bits_per_dim(term, x0)
         loss = mse + self.hybrid_lambda * vlb
         self.timesteps.update(t, loss.detach())
-        return LossOutput(loss * weights, {"mse": mse, "vlb": vlb})
+        terms = {"mse": mse, "vlb": vlb}
+        return LossOutput(loss * weights, terms, step_fraction(t, self.schedule.T))

@@ -186,7 +186,9 @@ def ncsn_loss(
     idx = torch.randint(0, sigmas.shape[0], (x.shape[0],), generator=generator, device=x.device)
     sigma = sigmas[idx]
     dsm = denoising_score_matching(score, x, sigma, generator=generator)
-    return LossOutput(sigma**2 * dsm, {"dsm": dsm, "sigma": sigma})
+    n = sigmas.shape[0]
+    level = (n - 1 - idx).float() / n  # 0 for sigma_min .. (n - 1) / n for sigma_max
+    return LossOutput(sigma**2 * dsm, {"dsm": dsm, "sigma": sigma}, level)
 
 
 class ExactObjective:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from difflab.gaussian import LOG_2PI, gaussian_entropy
-from difflab.losses.base import LossOutput
+from difflab.losses.base import LossOutput, step_fraction
 from difflab.losses.vlb import sum_flat, vlb_term
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
@@ -94,4 +94,5 @@ class SohlDicksteinObjective:
         )
         self.timesteps.update(k, kl.detach())
         bound = (self.schedule.T - 1) * weights * kl + entropy_terms(self.schedule, x0)
-        return LossOutput(bits_vs_isotropic_gaussian(bound, x0), {"kl": kl, "bound_nats": bound})
+        loss = bits_vs_isotropic_gaussian(bound, x0)
+        return LossOutput(loss, {"kl": kl, "bound_nats": bound}, step_fraction(t, self.schedule.T))

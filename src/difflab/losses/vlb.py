@@ -23,7 +23,7 @@ from difflab.choices import parse_enum
 from difflab.denoiser import Denoiser
 from difflab.forward import q_mean_variance, q_posterior, q_sample
 from difflab.gaussian import discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl
-from difflab.losses.base import LossOutput
+from difflab.losses.base import LossOutput, step_fraction
 from difflab.noise import DiscreteProcess
 from difflab.parameterization import Prediction
 from difflab.reverse import ReverseStep, Variance, p_mean_variance
@@ -179,4 +179,4 @@ class VLBObjective:
         self.timesteps.update(t, term_bits.detach())
         prior_bits = bits_per_dim(prior_kl(self.schedule, x0), x0)
         loss = self.schedule.T * weights * term_bits + prior_bits
-        return LossOutput(loss, {"vlb_t": term_bits})
+        return LossOutput(loss, {"vlb_t": term_bits}, step_fraction(t, self.schedule.T))

@@ -12,6 +12,7 @@ Every random draw comes from one seeded generator saved in each checkpoint, so r
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from difflab.data.dataset import Dataset
 from difflab.ema import EMA
-from difflab.losses.base import Objective
+from difflab.losses.base import LossOutput, Objective
 from difflab.training import checkpoint as ckpt
 from difflab.training.distributed import DistContext, ShardedForward
 from difflab.training.metrics_log import MetricsLog
@@ -51,6 +52,20 @@ class TrainSettings(Protocol):
     log_format: str
     max_nonfinite: int
     precision: str
+
+
+class TrainingObserver(Protocol):
+    """Sees the training as it goes (e.g. ``training/tensorboard.TensorBoardLog``): every applied
+    step's objective output (this rank's ``rows``), every logged row, every checkpoint (with a
+    callable giving the network to sample: EMA weights unless ``sample_ema`` is false)."""
+
+    def step(self, out: LossOutput, rows: slice) -> None: ...
+
+    def log(self, row: dict[str, float]) -> None: ...
+
+    def checkpoint(self, step: int, model: Any) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def lr_at(step: int, cfg: TrainSettings) -> float:
@@ -92,7 +107,8 @@ class Trainer:
     also drives the objective's noise, so a run is reproducible from ``cfg.seed``. With a
     distributed ``dist_ctx`` every rank draws the same global batch and trains on its shard
     (see training/distributed.py); only rank 0 writes. ``run_config`` (the whole run's config
-    as a dict) is recorded in every checkpoint.
+    as a dict) is recorded in every checkpoint. ``observer`` (rank 0 only) sees every applied
+    step, logged row and checkpoint; it draws on none of the trainer's random state.
     """
 
     def __init__(
@@ -107,6 +123,8 @@ class Trainer:
         progress: bool = True,
         dist_ctx: DistContext | None = None,
         run_config: dict[str, Any] | None = None,
+        observer: TrainingObserver | None = None,
+        sample_ema: bool = True,
     ) -> None:
         self.dist = dist_ctx or DistContext()
         self.device = torch.device(device)
@@ -120,6 +138,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None and self.dist.is_main else None
         self.run_config = run_config
+        self.observer = observer if self.dist.is_main else None
+        self.sample_ema = sample_ema
         self.progress = progress and self.dist.is_main
         self.optimizer = build_optimizer(self.model, cfg)
         self.ema = EMA(self.model, cfg.ema_decay)
@@ -187,6 +207,8 @@ class Trainer:
             self.ema.update(self.model)
             self.step += 1
             self.nonfinite_streak = 0
+            if self.observer is not None:
+                self.observer.step(out, self.dist.shard(idx.shape[0]))
         return loss.detach(), (grad_norm if self.cfg.grad_clip > 0 else None)
 
     def fit(self) -> TrainSummary:
@@ -223,6 +245,8 @@ class Trainer:
                         }
                         if log:
                             log.write(row)
+                        if self.observer is not None:
+                            self.observer.log(row)
                         bar.update(window_n)
                         bar.set_postfix(loss=f"{last_loss:.4f}")
                         window_t, window_loss, window_n = now, torch.zeros(()), 0
@@ -234,6 +258,8 @@ class Trainer:
             bar.close()
             if log:
                 log.close()
+            if self.observer is not None:
+                self.observer.close()
         wall = time.perf_counter() - t0
         done = self.step - start
         return TrainSummary(
@@ -300,7 +326,17 @@ class Trainer:
         )
         self.saved_step = self.step
         self.saved_at = time.monotonic()
+        if self.observer is not None:
+            self.observer.checkpoint(self.step, self.sampling_model)
         return path
+
+    def sampling_model(self) -> nn.Module:
+        """A copy of the network in eval mode with the weights sampling uses (the EMA average
+        unless ``sample_ema`` is false); training is untouched."""
+        model = copy.deepcopy(self.model)
+        if self.sample_ema:
+            model.load_state_dict(self.ema.averaged_state_dict(self.model))
+        return model.eval()
 
     def load_checkpoint(self, loaded: ckpt.TrainingState) -> None:
         """Continue from a loaded checkpoint: weights, EMA, optimiser, RNG, counters."""

@@ -66,3 +66,20 @@ def pytest_configure(config) -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def complete_run(tmp_path_factory) -> Path:
+    """A tiny run with every artifact (plot, evaluate, bench-samplers, doctor), built once per
+    test process; tests that change it work on a copy."""
+    from report_page import complete_run as build
+
+    return build(tmp_path_factory.mktemp("complete") / "roll")
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory) -> Path:
+    """A tiny digits run with its plots and samples.npy, built once per test process."""
+    from report_page import image_run as build
+
+    return build(tmp_path_factory.mktemp("images") / "digits")

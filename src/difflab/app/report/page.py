@@ -127,10 +127,10 @@ def default_out(paths: Sequence[str | Path]) -> Path:
 
 def check_out(out: Path) -> None:
     """A one-line error, before any work, for an output path that cannot be written."""
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"--out {out}: the report is an HTML file; name it *.html")
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out}/report.html")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--out {out}: the report is an HTML file; name it *.html")
     if not out.parent.is_dir():
         raise ValueError(
             f"--out {out}: folder {out.parent} does not exist; create it or choose another --out"

@@ -31,6 +31,8 @@ MAX_POINTS = 600
 #: Points per series that get a hover tooltip at most.
 MAX_TIPS = 120
 WIDTH, HEIGHT = 420, 240
+#: Legend entries per row, under the chart.
+LEGEND_COLUMNS = 3
 _LEFT, _RIGHT, _TOP, _BOTTOM = 58, 12, 26, 40
 
 
@@ -69,8 +71,10 @@ def line_chart(
     ys = np.concatenate([s[2] for s in cleaned])
     x_axis = _Axis(xs, log_x, _LEFT, WIDTH - _RIGHT)
     y_axis = _Axis(ys, log_y, HEIGHT - _BOTTOM, _TOP)
+    rows = -(-len(cleaned) // LEGEND_COLUMNS) if len(cleaned) > 1 else 0
     parts = [
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT + 14 * rows}" role="img" '
+        f'aria-label="{escape(title)}" '
         'xmlns="http://www.w3.org/2000/svg">',
         *_grid(x_axis, y_axis),
         *(_polyline(i, s, x_axis, y_axis) for i, s in enumerate(cleaned)),
@@ -215,12 +219,15 @@ def _labels(x_label: str, y_label: str, log_y: bool) -> str:
 
 
 def _legend(cleaned: list[tuple]) -> str:
+    """One entry per series, LEGEND_COLUMNS a row, under the x-axis label."""
     items = []
-    for i, (s, _, _) in enumerate(cleaned[:10]):
+    width = (WIDTH - _LEFT) / LEGEND_COLUMNS
+    for i, (s, _, _) in enumerate(cleaned):
         color = s.color or PALETTE[i % len(PALETTE)]
-        y = _TOP + 6 + 12 * i
+        row, col = divmod(i, LEGEND_COLUMNS)
+        x, y = _LEFT + col * width, HEIGHT + 14 * row + 4
         items.append(
-            f'<rect x="{WIDTH - _RIGHT - 110}" y="{y - 7}" width="8" height="8" fill="{color}"/>'
-            f'<text x="{WIDTH - _RIGHT - 98}" y="{y}" class="legend">{escape(s.label[:18])}</text>'
+            f'<rect x="{x:.0f}" y="{y - 8}" width="9" height="9" fill="{color}"/>'
+            f'<text x="{x + 13:.0f}" y="{y}" class="legend">{escape(s.label[:28])}</text>'
         )
     return "".join(items)

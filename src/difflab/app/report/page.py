@@ -13,7 +13,7 @@ from difflab.app.report import html
 from difflab.app.report.compare import render_comparison
 from difflab.app.report.html import Raw, esc, fmt
 from difflab.app.report.rundir import RunDir, open_run
-from difflab.app.report.sections import SECTIONS, render_section
+from difflab.app.report.sections import SECTIONS, is_diffusion, render_section
 from difflab.training import checkpoint as ckpt
 
 
@@ -63,6 +63,17 @@ def overview(run: RunDir) -> Raw:
         else "no checkpoint yet: showing what the run has written"
     )
     data = run.manifest.get("data") or {}
+    steps = g("sample.steps")
+    if is_diffusion(run):
+        model = (
+            f"{fmt(g('model.name'))}, predicts {fmt(g('model.prediction'))}, variance "
+            f"{fmt(g('model.variance'))}"
+        )
+        loss = f"{fmt(g('loss.name'))}, t drawn {fmt(g('loss.timesteps'))}; schedule "
+        loss += f"{fmt(g('schedule.name'))}, T = {fmt(g('schedule.T'))}"
+    else:
+        model = f"{fmt(g('model.name'))} (a score network)"
+        loss = f"{fmt(g('loss.name'))} (score matching)"
     rows = [
         ("directory", str(run.path.resolve())),
         ("trained", trained),
@@ -71,14 +82,9 @@ def overview(run: RunDir) -> Raw:
             f"{fmt(g('data.name'))}, shape {fmt(data.get('shape'))}, "
             f"{fmt(data.get('n_train'))} training examples",
         ),
-        (
-            "model",
-            f"{fmt(g('model.name'))}, predicts {fmt(g('model.prediction'))}, variance "
-            f"{fmt(g('model.variance'))}",
-        ),
-        ("loss", f"{fmt(g('loss.name'))}, t drawn {fmt(g('loss.timesteps'))}"),
-        ("schedule", f"{fmt(g('schedule.name'))}, T = {fmt(g('schedule.T'))}"),
-        ("sampler", f"{fmt(g('sample.sampler'))}, steps {fmt(g('sample.steps'))}"),
+        ("model", model),
+        ("loss", loss),
+        ("sampler", f"{fmt(g('sample.sampler'))}, {'all' if steps is None else steps} steps"),
         (
             "written by",
             f"difflab {fmt(run.manifest.get('version'))}, torch {fmt(run.manifest.get('torch'))}",
@@ -147,6 +153,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path | None = None) -> 
     text = build_report(paths)
     try:
         ckpt.atomic_write_bytes(target, text.encode())
+        os.chmod(target, 0o644)  # a page to share (the atomic write's temporary file is 0600)
     except OSError as err:
         raise ValueError(f"could not write {target}: {err.strerror or err}") from None
     return target

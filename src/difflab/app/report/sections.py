@@ -197,11 +197,15 @@ KNOWN_FILES = {
 }
 
 
+#: Files of a run directory looked at for "other files" at most.
+MAX_FILES = 2000
+
+
 def render_files(run: RunDir) -> str | None:
     """Results no section knows (JSON, CSV and PNG files, e.g. of newer commands), and a list
     of the run directory's files."""
     out = []
-    for path in sorted(run.path.rglob("*")):
+    for path in sorted(run.path.rglob("*"))[:MAX_FILES]:
         rel = path.relative_to(run.path).as_posix()
         if not path.is_file() or rel in KNOWN_FILES or rel in run.claimed:
             continue

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         _plot_parser,
         _doctor_parser,
         _evaluate_parser,
+        _report_parser,
         _demo_parser,
     ):
         add(sub)
@@ -232,7 +233,7 @@ def _evaluate_parser(sub) -> None:
     )
 
 
-def _demo_parser(sub) -> None:
+def _report_parser(sub) -> None:
     p = sub.add_parser(
         "report",
         help="one self-contained HTML page about a run, or comparing several",
@@ -251,6 +252,8 @@ def _demo_parser(sub) -> None:
         "several); written atomically",
     )
 
+
+def _demo_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="train on the swiss roll, sample, score and plot",

@@ -287,7 +287,7 @@ SECTIONS = (
         "evaluate",
         "Likelihood and sample quality",
         render_evaluate,
-        "the bound, the ODE NLL and sample metrics",
+        "the likelihood (the bound, the ODE NLL or bits/dim) and sample metrics",
         lambda run: run.command("evaluate"),
         claims=("plots/bound_terms.png",),
         applies=is_diffusion,

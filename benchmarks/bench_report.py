@@ -94,13 +94,14 @@ def main() -> None:
         if args.run
         else build_run(work, steps=args.steps, eval_n=args.eval_n, bench_n=args.bench_n)
     )
+    load_before = os.getloadavg()
     single = work / "single.html"
     one = timed(["report", str(run), "--out", str(single)], args.repeats)
     five = copies(run, work, 5)
     compare = work / "compare5.html"
     many = timed(["report", *map(str, five), "--out", str(compare)], args.repeats)
     result = {
-        "load_average_before": os.getloadavg(),
+        "load_average_before": load_before,
         "run": str(run),
         "single_s": {"median": statistics.median(one), "repeats": one, "target": 5.0},
         "single_mb": round(single.stat().st_size / 1e6, 3),

@@ -108,4 +108,6 @@ def test_constant_series_and_labels():
     )
     assert np.allclose(points[:, 1], (HEIGHT - _BOTTOM + _TOP) / 2, atol=0.1)
     assert tick_label(0.001) == "0.001" and tick_label(1e-5, log=True) == "1e-5"
-    assert tick_label(12000.0) == "1.2e+4" and tick_label(3.0) == "3"
+    assert tick_label(12000.0) == "12k" and tick_label(3.0) == "3" and tick_label(2000.0) == "2000"
+    assert tick_label(2.5e6) == "2.5M" and tick_label(0.25) == "0.25"
+    assert nice_ticks(-320.0, 8320.0) == [0, 2000, 4000, 6000, 8000]

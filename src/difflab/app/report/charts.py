@@ -147,23 +147,32 @@ class _Axis:
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round values (1, 2 or 5 times a power of ten apart) within [lo, hi]."""
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9)
-    return [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+    """Round values within [lo, hi], 1, 2 or 5 times a power of ten apart: the spacing whose
+    number of ticks is nearest ``n`` (the wider one on a tie)."""
+    mag = 10 ** math.floor(math.log10((hi - lo) / max(n - 1, 1)))
+    best: list[float] = []
+    for step in (m * mag for m in (0.5, 1, 2, 5, 10)):
+        first = math.ceil(lo / step - 1e-9)
+        ticks = [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+        if not best or abs(len(ticks) - n) <= abs(len(best) - n):
+            best = ticks
+    return best
 
 
 def tick_label(value: float, *, log: bool = False) -> str:
-    """A short label: 0.001 -> '0.001', 12000 -> '1.2e+04', 3.0 -> '3'; on a log axis powers
-    of ten outside [0.01, 1000] as '1e-5'."""
+    """A short label: 0.001 -> '0.001', 3.0 -> '3', 2000 -> '2000', 12000 -> '12k',
+    3e6 -> '3M'; on a log axis powers of ten outside [0.01, 1000] as '1e-5'."""
     if value == 0:
         return "0"
     if log and not 0.01 <= value <= 1000:
         exponent = math.log10(value)
         if abs(exponent - round(exponent)) < 1e-9:
             return f"1e{round(exponent)}"
+    for scale, suffix, start in ((1e6, "M", 1e6), (1e3, "k", 1e4)):
+        if abs(value) >= start and abs(value / scale - round(value / scale, 3)) < 1e-9:
+            return f"{value / scale:g}{suffix}"
+    if abs(value) < 1e4 and value == round(value):
+        return str(round(value))
     text = f"{value:.3g}"
     return text.replace("e-0", "e-").replace("e+0", "e+")
 

@@ -69,9 +69,10 @@ def table(
     """A table; cells that are :class:`Raw` go in as HTML, others are formatted and escaped."""
     attrs = (f' id="{esc(table_id)}"' if table_id else "") + (f' class="{esc(cls)}"' if cls else "")
     head = "".join(f"<th>{cell(h)}</th>" for h in headers)
+    head = f"<thead><tr>{head}</tr></thead>" if any(str(h) for h in headers) else ""
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return Raw(f"<table{attrs}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return Raw(f"<table{attrs}>{cap}{head}<tbody>{body}</tbody></table>")
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -17,6 +17,7 @@ only rank 0 logs, the quartiles from its shard of the batch.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -125,9 +126,13 @@ class TensorBoardLog:
     def checkpoint(self, step: int, model: Callable[[], nn.Module]) -> None:
         """The sample figure at a checkpoint; ``model()`` gives the network to sample."""
         if self.sample_image is not None:
-            picture = self.sample_image(model())
-            formats = "HW" if picture.ndim == 2 else "HWC"
-            self.writer.add_image("samples", picture, step, dataformats=formats)
+            try:
+                picture = self.sample_image(model())
+            except Exception as err:  # a figure must never end a training run
+                warnings.warn(f"no TensorBoard sample figure at step {step}: {err}", stacklevel=2)
+            else:
+                formats = "HW" if picture.ndim == 2 else "HWC"
+                self.writer.add_image("samples", picture, step, dataformats=formats)
         self.writer.flush()
 
     def close(self) -> None:

@@ -161,3 +161,14 @@ def test_objectives_report_where_each_example_is(tmp_path):
     out = NCSNObjective(sigmas)(ZeroNet(1), x0, generator=torch.Generator().manual_seed(0))
     idx = torch.stack([torch.nonzero(sigmas == s)[0, 0] for s in out.terms["sigma"]])
     torch.testing.assert_close(out.t_fraction, (4 - idx).float() / 5, rtol=0, atol=0)
+
+
+def test_a_failing_figure_is_a_warning(tmp_path):
+    def broken(model):
+        raise RuntimeError("sampler diverged")
+
+    log = TensorBoardLog(tmp_path / "tb", sample_image=broken)
+    with pytest.warns(UserWarning, match="no TensorBoard sample figure at step 5"):
+        log.checkpoint(5, lambda: torch.nn.Linear(1, 1))
+    log.close()
+    assert read_events(tmp_path / "tb").Tags()["images"] == []

@@ -221,6 +221,9 @@ def test_cli_report_and_bad_input(tiny_run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and err.startswith("difflab: error:")
         assert out.read_bytes() == before  # the earlier report is untouched
+    # without --out, a missing run is named as such (not as a missing RUN/report.html folder)
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "run directory" in capsys.readouterr().err
     for target, message in (
         (tmp_path / "missing" / "r.html", "does not exist; create it"),
         (tmp_path / "r.txt", "name it *.html"),

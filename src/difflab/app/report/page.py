@@ -14,6 +14,7 @@ from difflab.app.report.compare import render_comparison
 from difflab.app.report.html import Raw, esc, fmt
 from difflab.app.report.rundir import RunDir, open_run
 from difflab.app.report.sections import SECTIONS, is_diffusion, render_section
+from difflab.app.run import require_run_dir
 from difflab.training import checkpoint as ckpt
 
 
@@ -148,6 +149,8 @@ def check_out(out: Path) -> None:
 def write_report(paths: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Write the report of ``paths`` to ``out`` (default: :func:`default_out`) atomically: a
     failure leaves any earlier file at ``out`` as it was."""
+    for path in paths:  # a mistyped run is named as such, not as a missing --out folder
+        require_run_dir(path)
     target = Path(out) if out is not None else default_out(paths)
     check_out(target)
     text = build_report(paths)

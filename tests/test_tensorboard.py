@@ -172,3 +172,35 @@ def test_a_failing_figure_is_a_warning(tmp_path):
         log.checkpoint(5, lambda: torch.nn.Linear(1, 1))
     log.close()
     assert read_events(tmp_path / "tb").Tags()["images"] == []
+
+
+def test_continuous_objectives_report_where_each_example_is():
+    """Flow matching: t_fraction is the drawn t (0 the data, 1 noise); VP: t rescaled from
+    [t_min, t_max] to [0, 1]; EDM: the quantile Phi(z) of the drawn ln sigma = P_mean + P_std z
+    among the training levels. Each replays the objective's first draw from a generator seeded
+    alike; Phi from SciPy, to float64 rounding (1e-12)."""
+    from scipy.stats import norm
+
+    from difflab.continuous import VPProcess
+    from difflab.losses.edm import EDMObjective
+    from difflab.losses.flow import FlowMatchingObjective, flow_times
+    from difflab.losses.vp_continuous import VPContinuousObjective
+    from oracles import ZeroNet
+
+    x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    out = EDMObjective(sigma_data=0.5)(ZeroNet(1), x0, generator=torch.Generator().manual_seed(1))
+    z = torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(
+        out.t_fraction, torch.from_numpy(norm.cdf(z.numpy())), atol=1e-12, rtol=0
+    )
+
+    flow = FlowMatchingObjective(sigma_data=1.0)
+    out = flow(ZeroNet(1), x0, generator=torch.Generator().manual_seed(2))
+    t = flow_times(64, flow.distribution, logit_mean=flow.logit_mean, logit_std=flow.logit_std,
+                   generator=torch.Generator().manual_seed(2), device=x0.device)  # fmt: skip
+    torch.testing.assert_close(out.t_fraction, t, atol=0, rtol=0)
+
+    vp = VPContinuousObjective(process=VPProcess("linear"), sigma_data=1.0)
+    out = vp(ZeroNet(1), x0, generator=torch.Generator().manual_seed(3))
+    u = torch.rand(64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(out.t_fraction, u, atol=0, rtol=0)

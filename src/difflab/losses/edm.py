@@ -55,4 +55,6 @@ class EDMObjective:
         denoised = self.formulation.predict(model, x, sigma).x0
         mse = mean_flat((denoised - x0) ** 2)
         loss = edm_weight(sigma, sd).to(x0.dtype) * mse
-        return LossOutput(loss, {"mse_x0": mse.detach()})
+        # 4. where the level lies among the training levels: its quantile Phi(z)
+        quantile = 0.5 * (1 + torch.erf(z / 2**0.5))
+        return LossOutput(loss, {"mse_x0": mse.detach()}, quantile)

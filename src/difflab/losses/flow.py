@@ -83,4 +83,4 @@ class FlowMatchingObjective:
         # 3. || v_theta(x_t, t) - (eps - x_0) ||^2
         velocity = self.formulation.predict(model, x_t, t).raw
         loss = mean_flat((velocity - (eps - x0)) ** 2)
-        return LossOutput(loss, {"mse": loss.detach()})
+        return LossOutput(loss, {"mse": loss.detach()}, t)  # t: 0 the data, 1 pure noise

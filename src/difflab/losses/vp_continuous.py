@@ -56,4 +56,4 @@ class VPContinuousObjective:
         # 3. the squared error of the network's output against its target
         pred = self.formulation.predict(model, x_t, t).raw
         loss = mean_flat((pred - self.formulation.target(x0, eps, t)) ** 2)
-        return LossOutput(loss, {"mse": loss.detach()})
+        return LossOutput(loss, {"mse": loss.detach()}, u)  # u: t_min .. t_max as 0 .. 1

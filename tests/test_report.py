@@ -90,6 +90,30 @@ def test_run_without_checkpoint_reports_what_exists(tiny_run, tmp_path):
     assert "run1-training" in page.sections and "training loss" in page.text
 
 
+def test_continuous_run_shows_the_ode_nll_without_a_bound(complete_run, tmp_path):
+    """A continuous-time run (here EDM; its evaluate.json has no bound, as `difflab evaluate`
+    writes it for continuous formulations): no bound row, no per-t chart, a note saying why,
+    and an overview without the discrete schedule it does not read."""
+    run = _copy(complete_run, tmp_path / "edm")
+    config = json.loads((run / "config.json").read_text())
+    config["loss"]["name"] = "edm"
+    (run / "config.json").write_text(json.dumps(config))
+    result = json.loads((run / "evaluate.json").read_text())
+    for key in [k for k in result if k.startswith(("nll_bound", "kl_bound", "bound_"))]:
+        del result[key]
+    (run / "evaluate.json").write_text(json.dumps(result))
+    (run / "bound_terms.csv").unlink()
+    page = check_page(build_report([run]))
+    text = " ".join(page.text.split())
+    assert "edm, a continuous-time formulation" in text and "t drawn" not in text
+    assert any(n.startswith("no bound: a continuous-time formulation") for n in page.notes)
+    assert not any("bound_terms.csv" in n for n in page.notes)
+    table = next(t for t in page.tables if t["headers"][:2] == ["quantity", "nats ± se"])
+    assert "NLL, probability-flow ODE" in table["cells"]
+    assert not any(c.startswith("NLL bound") for c in table["cells"])
+    assert f"{fmt(result['nll_ode_nats'])} ± {fmt(result['nll_ode_se'], 2)}" in page.text
+
+
 def test_truncated_metrics_are_shown_up_to_the_last_complete_row(tiny_run, tmp_path):
     run = _copy(tiny_run, tmp_path / "cut")
     text = (run / "metrics.csv").read_text()

@@ -13,7 +13,12 @@ from difflab.app.report import html
 from difflab.app.report.compare import render_comparison
 from difflab.app.report.html import Raw, esc, fmt
 from difflab.app.report.rundir import RunDir, open_run
-from difflab.app.report.sections import SECTIONS, is_diffusion, render_section
+from difflab.app.report.sections import (
+    SECTIONS,
+    is_continuous,
+    is_diffusion,
+    render_section,
+)
 from difflab.app.run import require_run_dir
 from difflab.training import checkpoint as ckpt
 
@@ -72,6 +77,8 @@ def overview(run: RunDir) -> Raw:
         )
         loss = f"{fmt(g('loss.name'))}, t drawn {fmt(g('loss.timesteps'))}; schedule "
         loss += f"{fmt(g('schedule.name'))}, T = {fmt(g('schedule.T'))}"
+        if is_continuous(run):
+            loss = f"{fmt(g('loss.name'))}, a continuous-time formulation"
     else:
         model = f"{fmt(g('model.name'))} (a score network)"
         loss = f"{fmt(g('loss.name'))} (score matching)"

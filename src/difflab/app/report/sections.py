@@ -59,6 +59,12 @@ def is_diffusion(run: RunDir) -> bool:
     return entry is None or entry.trains == DIFFUSION
 
 
+def is_continuous(run: RunDir) -> bool:
+    """A continuous-time formulation (EDM, flow matching, VP-SDE): no schedule.T, no bound."""
+    entry = LOSSES.get(str(run.get("loss.name")))
+    return entry is not None and entry.continuous
+
+
 # -- training curves -------------------------------------------------------------------------
 
 #: Logged columns drawn as curves: (column, title, y label, log axis: None picks one).

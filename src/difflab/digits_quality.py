@@ -13,15 +13,19 @@ are as close to the test images as held-out real digits are.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import scipy.linalg
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
+from difflab.atomic import atomic_write_bytes, temp_path
 from difflab.data.images import (
     DIGITS_LEVELS,
     load_digits_images,
@@ -94,19 +98,42 @@ def train_classifier(*, epochs: int = 30, seed: int = 0) -> DigitsClassifier:
     return model.eval()
 
 
+def check_classifier_cache(directory: str | Path | None = None) -> None:
+    """A one-line ValueError, before any work, if the classifier is not cached and cannot be
+    (the cache path is a file, or a folder that takes no files)."""
+    path = Path(directory) if directory is not None else cache_dir()
+    if (path / CLASSIFIER_FILE).is_file():
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = temp_path(path / "probe")
+        probe.write_bytes(b"0")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"the digits classifier cache {path} is unusable ({err.strerror or err}); set "
+            "DIFFLAB_CACHE_DIR to a writable folder"
+        ) from None
+
+
 def load_classifier(directory: str | Path | None = None) -> DigitsClassifier:
-    """The cached classifier, trained and cached first if it is not there yet."""
+    """The cached classifier, trained and cached first if it is not there yet; a damaged
+    cache file (truncated, not the classifier's weights) is rebuilt with a warning."""
     path = Path(directory) if directory is not None else cache_dir()
     file = path / CLASSIFIER_FILE
     model = DigitsClassifier()
     if file.is_file():
-        model.load_state_dict(load_file(file))
-        return model.eval()
+        try:
+            model.load_state_dict(load_file(file))
+            return model.eval()
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            message = f"the cached digits classifier {file} is damaged ({reason}); retraining it"
+            warnings.warn(message, stacklevel=2)
+    check_classifier_cache(path)
     model = train_classifier()
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, file)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(file, safetensors.torch.save(state))
     return model
 
 

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torchdiffeq import odeint
+from tqdm.auto import tqdm
 
 from difflab.denoiser import Denoiser
 from difflab.noise import DiscreteProcess
@@ -97,12 +98,14 @@ def _discrete_ode_nll(
     exact_max_dim: int = EXACT_DIVERGENCE_MAX_DIM,
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> ODELikelihood:
     """-log p(x_0) (B,) in nats under the probability-flow ODE of the model (see module doc).
 
     x0: (B, ...) in model space, on the denoiser's device (so is everything created here; a
     ``generator`` for the Hutchinson probes must live there too). The model is run in
     ``dtype`` (float64 by default, so the solver's tolerances, not round-off, set the error).
+    ``progress``: a bar over the integration interval (log u from its start to its end).
     """
     process = denoiser.process
     if process.t_max < 2:
@@ -114,10 +117,14 @@ def _discrete_ode_nll(
     D = x0[0].numel()
     probe = _probe(x0, exact_max_dim, dtype, generator)
     nfe = 0
+    taus = torch.tensor(np.log([knots[0], knots[-1]]), dtype=dtype, device=device)
+    span = float(taus[1] - taus[0])
+    bar = tqdm(total=100, desc="ODE NLL", unit="%", disable=not progress, leave=False)
 
     def drift(tau: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         nonlocal nfe
         nfe += 1
+        bar.update(max(0, round(100 * float(tau - taus[0]) / span) - bar.n))
         u = float(torch.exp(tau))
         t = max(step_index(knots, u) + 1.0, denoiser.first_trained_time)
         with torch.enable_grad():
@@ -127,9 +134,11 @@ def _discrete_ode_nll(
             div = _divergence(f, x, probe)
         return f.detach(), div.detach()
 
-    taus = torch.tensor(np.log([knots[0], knots[-1]]), dtype=dtype, device=device)
     zero = torch.zeros(x0.shape[0], dtype=dtype, device=device)
-    xs, divs = odeint(drift, (x_start, zero), taus, rtol=rtol, atol=atol, method=method)
+    try:
+        xs, divs = odeint(drift, (x_start, zero), taus, rtol=rtol, atol=atol, method=method)
+    finally:
+        bar.close()
     x_T, integral = xs[-1], divs[-1]
     log_prior = -0.5 * (x_T**2).reshape(x_T.shape[0], -1).sum(1) - 0.5 * D * math.log(2 * math.pi)
     log_p = log_prior + integral - 0.5 * D * float(knots[0])  # + (D/2) log abar_1

@@ -1,14 +1,14 @@
 """Figures for a run, drawn with matplotlib's Agg backend into PNG files.
 
-For vector data the first two coordinates are drawn (the toy sets are 2-D). The figures follow
-the tutorial: the data, the forward process q(x_t) at 10 times, the reverse trajectory at
-10 times, the loss curve, and samples beside data.
+For vector data the first two coordinates are drawn (the toy sets are 2-D); 1-D data are drawn
+as histograms. The figures follow the tutorial: the data, the forward process q(x_t) at 10
+times, the reverse trajectory at 10 times, the loss curve, and samples beside data. Image
+figures live in ``image_plots.py``. Every figure is written by :func:`save_figure`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +17,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from difflab.forward import q_sample
 from difflab.schedules import NoiseSchedule
 
 _POINT = {"s": 2, "alpha": 0.4, "linewidths": 0}
+
+
+def save_figure(fig: plt.Figure, path: Path, *, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` (format from its suffix) and close it."""
+    fig.savefig(path, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path
 
 
 def panel_times(T: int, n: int = 10) -> list[int]:
@@ -36,40 +44,67 @@ def panel_labels(labels: Sequence[int], n: int = 10) -> list[int]:
     return [labels[i] for i in sorted(picks)]
 
 
-def _limits(
-    points: np.ndarray, pad: float = 0.1
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    lo, hi = np.percentile(points[:, :2], [0.5, 99.5], axis=0)
+def readable_log_scale(ax: plt.Axes, values: Sequence[float], *, axis: str = "y") -> str:
+    """Put ``axis`` on a log scale with labelled ticks for any range of positive ``values``:
+    over a decade or more the usual decades; over a narrower range ticks at 1..9 times a
+    power of ten labelled as plain numbers; under a factor of 2 a linear axis instead (a log
+    axis there shows no tick at all). Returns the scale used."""
+    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
+    if finite.size == 0 or finite.min() <= 0:
+        return "linear"
+    ratio = finite.max() / finite.min()
+    if ratio < 2:
+        return "linear"
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    if ratio < 10:
+        target.set_major_locator(LogLocator(base=10, subs=tuple(range(1, 10))))
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        target.set_minor_formatter(NullFormatter())
+    return "log"
+
+
+def _limits(points: np.ndarray, pad: float = 0.1) -> list[tuple[float, float]]:
+    """Plotting limits of the first one or two coordinates, from the 0.5 to 99.5 percentile."""
+    finite = points[np.isfinite(points[:, : min(2, points.shape[1])]).all(axis=1)]
+    if finite.size == 0:
+        return [(-1.0, 1.0)] * min(2, points.shape[1])
+    lo, hi = np.percentile(finite[:, :2], [0.5, 99.5], axis=0)
     span = np.maximum(hi - lo, 1e-6)
-    return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (
-        lo[1] - pad * span[1],
-        hi[1] + pad * span[1],
-    )
+    return [(float(a - pad * s), float(b + pad * s)) for a, b, s in zip(lo, hi, span)]
+
+
+def _draw_points(ax: plt.Axes, pts: np.ndarray, limits, *, color: str = "C0") -> None:
+    """A scatter of the first two coordinates, or for 1-D data a histogram."""
+    if pts.shape[1] >= 2:
+        ax.scatter(pts[:, 0], pts[:, 1], **_POINT, color=color)
+        ax.set(xlim=limits[0], ylim=limits[1])
+    else:
+        bins = int(np.clip(2 * np.sqrt(len(pts)), 10, 60))
+        ax.hist(pts[:, 0], bins=bins, range=limits[0], density=True, color=color, alpha=0.7)
+        ax.set(xlim=limits[0])
 
 
 def _scatter_row(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
-    xlim, ylim = _limits(np.concatenate([pts for _, pts in panels]))
+    limits = _limits(np.concatenate([pts for _, pts in panels]))
     for ax, (label, pts) in zip(axes[0], panels):
-        ax.scatter(pts[:, 0], pts[:, 1], **_POINT)
+        _draw_points(ax, pts, limits)
         ax.set_title(label, fontsize=10)
-        ax.set(xticks=[], yticks=[], xlim=xlim, ylim=ylim)
+        ax.set(xticks=[], yticks=[])
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_data(x: np.ndarray, path: Path, *, title: str = "data") -> Path:
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(x[:, 0], x[:, 1], **_POINT, color="tab:red")
+    _draw_points(ax, x, _limits(x), color="tab:red")
     ax.set_title(title)
-    ax.set_aspect("equal", adjustable="datalim")
+    if x.shape[1] >= 2:
+        ax.set_aspect("equal")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_forward(
@@ -119,30 +154,23 @@ def plot_loss(rows: Sequence[Mapping[str, float]], path: Path) -> Path:
     ax.plot(steps, losses, lw=1)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
-    if losses and min(losses) > 0:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
+    readable_log_scale(ax, losses)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_samples_vs_data(samples: np.ndarray, data: np.ndarray, path: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5), sharex=True, sharey=True)
-    xlim, ylim = _limits(np.concatenate([data, samples]))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), sharex=True, sharey=samples.shape[1] >= 2)
+    limits = _limits(np.concatenate([data, samples]))
     for ax, pts, label, color in (
         (axes[0], data, "data", "tab:red"),
         (axes[1], samples, "samples", "tab:blue"),
     ):
-        ax.scatter(pts[:, 0], pts[:, 1], **_POINT, color=color)
+        _draw_points(ax, pts, limits, color=color)
         ax.set_title(f"{label} (n = {len(pts)})")
-        ax.set_xlim(*xlim)
-        ax.set_ylim(*ylim)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_panels(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
@@ -166,7 +194,8 @@ def score_grid(limits: tuple[tuple[float, float], tuple[float, float]], n: int =
 
 def data_limits(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
     """Square-ish plotting limits around 2-D points, with a margin for the score field."""
-    return _limits(points, pad=0.25)
+    xlim, ylim = _limits(points, pad=0.25)
+    return xlim, ylim
 
 
 def plot_score_fields(
@@ -186,9 +215,7 @@ def plot_score_fields(
         ax.set_ylim(grid[:, 1].min(), grid[:, 1].max())
         ax.set_aspect("equal")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_trajectories(
@@ -199,33 +226,33 @@ def plot_trajectories(
     *,
     title: str,
     data: np.ndarray | None = None,
-    max_arrows: int = 30,
+    n_chains: int = 4,
 ) -> Path:
-    """Sampler chains drawn as arrows from state to state over the (log-scaled) score field
-    (and the data, faint, if given); at most ``max_arrows`` arrows per chain."""
-    labels = sorted(trajectory, reverse=True)
-    keep = sorted({labels[round(i)] for i in np.linspace(0, len(labels) - 1, max_arrows + 1)})
-    states = np.stack([trajectory[k].numpy()[:, :2] for k in sorted(keep, reverse=True)])
-    fig, ax = plt.subplots(figsize=(6, 6))
+    """``n_chains`` sampler chains, each a coloured path through its recorded states (first
+    two coordinates) from x_T (circle) to the sample (star), over the faint (log-scaled)
+    score field and data, with a legend naming each chain and the markers."""
+    labels = sorted(trajectory, reverse=True)  # x_T first
+    states = np.stack([trajectory[k].numpy()[:, :2] for k in labels])  # (L, B, 2)
+    fig, ax = plt.subplots(figsize=(6.5, 6))
     arrows = log_scaled(field)
     if data is not None:
-        ax.scatter(data[:, 0], data[:, 1], color="tab:red", s=3, alpha=0.2, linewidths=0)
-    ax.quiver(grid[:, 0], grid[:, 1], arrows[:, 0], arrows[:, 1], width=0.002, alpha=0.5)
-    for chain in range(states.shape[1]):
-        path_xy = states[:, chain]
-        ax.scatter(path_xy[0, 0], path_xy[0, 1], color="tab:green", s=20, marker="o")
-        for a, b in pairwise(path_xy):
-            ax.annotate(
-                "", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "color": "tab:green", "lw": 1}
-            )
+        ax.scatter(data[:, 0], data[:, 1], color="0.6", s=3, alpha=0.3, linewidths=0)
+    ax.quiver(grid[:, 0], grid[:, 1], arrows[:, 0], arrows[:, 1], width=0.002, alpha=0.25)
+    for chain in range(min(n_chains, states.shape[1])):
+        xy = states[:, chain]
+        color = f"C{chain}"
+        ax.plot(xy[:, 0], xy[:, 1], color=color, lw=1.2, alpha=0.9, label=f"chain {chain + 1}")
+        ax.scatter(*xy[0], color=color, s=40, marker="o", edgecolors="k", zorder=3)
+        ax.scatter(*xy[-1], color=color, s=110, marker="*", edgecolors="k", zorder=3)
+    ax.scatter([], [], color="w", edgecolors="k", marker="o", label=f"start x_{labels[0]}")
+    ax.scatter([], [], color="w", edgecolors="k", marker="*", s=110, label="sample x_0")
     ax.set_xlim(grid[:, 0].min(), grid[:, 0].max())
     ax.set_ylim(grid[:, 1].min(), grid[:, 1].max())
     ax.set_aspect("equal")
-    ax.set_title(title)
+    ax.set_title(f"{title}\n({len(labels)} recorded states per chain)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_noise_levels(
@@ -244,22 +271,25 @@ def plot_noise_levels(
 
 
 def plot_bound_terms(terms: np.ndarray, path: Path) -> Path:
-    """The bound's terms L_t (nats, averaged over held-out data) against the paper's time t."""
+    """The bound's terms L_t (nats, averaged over held-out data) against the paper's time t;
+    L_0 (the decoder's -log p(x_0|x_1), negative for continuous data) is drawn and listed in
+    the legend only where the axis can show it, else its value is written in the title."""
     t = np.arange(1, len(terms) + 1)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(t[1:], terms[1:], lw=1, label="L_{t-1} = KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t))")
-    ax.scatter([1], [terms[0]], color="C3", s=15, zorder=3, label="L_0 = -log p(x_0|x_1)")
+    scale = readable_log_scale(ax, terms[1:]) if np.all(terms[1:] > 0) else "linear"
+    title = "the bound's terms"
+    if scale == "linear" or terms[0] > 0:
+        ax.scatter([1], [terms[0]], color="C3", s=15, zorder=3, label="L_0 = -log p(x_0|x_1)")
+    else:
+        title += f"  (L_0 = {terms[0]:.3g} nats, not on the log axis)"
     ax.set_xlabel("t")
     ax.set_ylabel("nats")
-    if np.all(terms[1:] > 0):
-        ax.set_yscale("log")
-    ax.set_title("the bound's terms")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
@@ -275,6 +305,7 @@ def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Pat
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4))
     samplers = list(dict.fromkeys(str(r["sampler"]) for r in rows))
     for ax, (key, label, scale) in zip(axes, metrics):
+        shown = []
         for name in samplers:
             pts = sorted(
                 (r["nfe"], r[key])
@@ -283,92 +314,17 @@ def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Pat
             )
             if pts:
                 ax.plot(*zip(*pts), marker="o", lw=1.2, label=name)
+                shown += [float(v) for _, v in pts]  # type: ignore[arg-type]
         ax.axhline(1.0 if scale == "log" else 0.0, color="k", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_yscale(scale, **({"linthresh": 0.05} if scale == "symlog" else {}))
+        readable_log_scale(ax, [r["nfe"] for r in rows], axis="x")  # type: ignore[misc]
+        if scale == "log":
+            readable_log_scale(ax, [*shown, 1.0])
+        else:
+            ax.set_yscale(scale, linthresh=0.05)
         ax.set_xlabel("network evaluations")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend()
     fig.suptitle("sample quality against cost (1 / 0 = indistinguishable from data)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def image_grid(images: np.ndarray, *, ncol: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile images (N, C, H, W) in model space [-1, 1] into one uint8 picture (rows, cols[, 3]),
-    ``ncol`` per row (default: about sqrt(N)), separated by ``pad`` pixels of mid-gray."""
-    x = np.clip((np.asarray(images, dtype=np.float32) + 1.0) * 127.5, 0, 255).round()
-    x = x.astype(np.uint8).transpose(0, 2, 3, 1)  # (N, H, W, C)
-    n, h, w, c = x.shape
-    ncol = ncol or max(1, int(np.ceil(np.sqrt(n))))
-    nrow = int(np.ceil(n / ncol))
-    canvas = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 128, dtype=np.uint8)
-    for i in range(n):
-        r, k = divmod(i, ncol)
-        top, left = pad + r * (h + pad), pad + k * (w + pad)
-        canvas[top : top + h, left : left + w] = x[i]
-    return canvas[..., 0] if c == 1 else canvas
-
-
-def save_image_grid(
-    images: np.ndarray, path: str | Path, *, ncol: int | None = None, min_cell: int = 32
-) -> Path:
-    """Write images (N, C, H, W) in [-1, 1] as a PNG grid; small images are enlarged (nearest
-    neighbour) so that each cell is at least ``min_cell`` pixels wide."""
-    from PIL import Image
-
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"{path}: a grid is written as PNG; name the file *.png")
-    if not path.parent.is_dir():
-        raise ValueError(f"{path}: directory {path.parent} does not exist; create it first")
-    grid = image_grid(images, ncol=ncol)
-    scale = max(1, int(np.ceil(min_cell / np.asarray(images).shape[-1])))
-    picture = Image.fromarray(grid)
-    if scale > 1:
-        picture = picture.resize(
-            (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST
-        )
-    picture.save(path)
-    return path
-
-
-def plot_image_forward(
-    schedule: NoiseSchedule, x0: np.ndarray, path: Path, *, seed: int = 0, n_panels: int = 10
-) -> Path:
-    """Forward trajectories as a grid: one row per image x0 (N, C, H, W), one column per time
-    from 0 to T (q(x_t | x_0) in closed form, clipped to [-1, 1] for display)."""
-    x0_t = torch.from_numpy(np.asarray(x0, dtype=np.float32))
-    generator = torch.Generator().manual_seed(seed)
-    columns = [x0_t]
-    for k in panel_times(schedule.T, n_panels)[1:]:
-        t = torch.full((x0_t.shape[0],), k - 1, dtype=torch.long)
-        columns.append(q_sample(schedule, x0_t, t, generator=generator))
-    stacked = torch.stack(columns, dim=1).flatten(0, 1).numpy()
-    return save_image_grid(stacked, path, ncol=len(columns))
-
-
-def plot_image_forward_levels(
-    process, x0: np.ndarray, levels: Sequence[float], path: Path, *, seed: int = 0
-) -> Path:
-    """Forward trajectories of a noise process as a grid: one row per image, one column per
-    noise level (ascending), clipped to [-1, 1] for display."""
-    x0_t = torch.from_numpy(np.asarray(x0, dtype=np.float32))
-    generator = torch.Generator().manual_seed(seed)
-    columns = [x0_t]
-    for level in levels:
-        t = process.time_at_sigma_bar(level)
-        z = torch.randn(x0_t.shape, generator=generator)
-        columns.append(process.alpha(t) * x0_t + process.sigma(t) * z)
-    stacked = torch.stack(columns, dim=1).flatten(0, 1).numpy()
-    return save_image_grid(stacked, path, ncol=len(columns))
-
-
-def plot_image_reverse(trajectory: Mapping[int, torch.Tensor], path: Path) -> Path:
-    """Reverse trajectories as a grid: one row per sample, columns from x_T to x_0."""
-    states = [v for _, v in sorted(trajectory.items(), reverse=True)]
-    stacked = torch.stack(states, dim=1).flatten(0, 1).numpy()
-    return save_image_grid(stacked, path, ncol=len(states))
+    return save_figure(fig, path)

@@ -6,13 +6,12 @@ Every user mistake raises :class:`DataError` with a one-line message of the form
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
+
+from difflab.atomic import atomic_write
 
 LOAD_EXTENSIONS = (".npy", ".npz", ".csv")
 SAVE_EXTENSIONS = (".npy", ".csv")
@@ -227,8 +226,15 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def csv_header(dim: int) -> str:
+    """The header row of vectors saved as CSV: ``x0,x1,...`` (read back as a header, since no
+    cell is a number)."""
+    return ",".join(f"x{i}" for i in range(dim))
+
+
 def save_vectors(path: str | Path, array: Any) -> None:
-    """Write an (N, D) numeric array to ``.npy`` or header-less ``.csv``, atomically.
+    """Write an (N, D) numeric array to ``.npy`` or to ``.csv`` with a header row ``x0,x1,..``,
+    atomically.
 
     The data go to a temporary file in the same directory, which is flushed, fsynced and then
     renamed over ``path`` (``os.replace``), so readers never see a partial file. Int arrays are
@@ -250,23 +256,10 @@ def save_vectors(path: str | Path, array: Any) -> None:
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
     if ext == ".npy":
-        _atomic_write(path, lambda f: np.save(f, x))
+        atomic_write(path, lambda f: np.save(f, x))
     else:
         fmt = "%.17g" if x.dtype == np.float64 else "%.9g"
-        _atomic_write(path, lambda f: np.savetxt(f, x, fmt=fmt, delimiter=","))
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temp file next to ``path``, fsync it, then ``os.replace`` it."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        header = csv_header(x.shape[1])
+        atomic_write(
+            path, lambda f: np.savetxt(f, x, fmt=fmt, delimiter=",", header=header, comments="")
+        )

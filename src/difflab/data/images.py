@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from difflab.data.files import DataError, _atomic_write, _read_npy, _read_npz
+from difflab.atomic import atomic_write
+from difflab.data.files import DataError, _read_npy, _read_npz
 
 DIGITS_LEVELS = 17
 SPLITS = ("train", "val", "test")
@@ -101,7 +102,9 @@ def load_image_array(path: str | Path, *, levels: int = 256) -> np.ndarray:
 def load_image_folder(
     path: str | Path, *, image_size: int | None = None, color: str = "auto"
 ) -> np.ndarray:
-    """Read every PNG/JPEG in a folder (sorted by name, not recursive) as (N, H, W, C) uint8.
+    """Read every PNG/JPEG in a folder (sorted by name, not recursive) as (N, H, W, C) uint8,
+    or, for 16-bit grayscale PNGs, (N, H, W, 1) uint16 at their full depth (65536 levels:
+    :func:`image_levels`).
 
     ``color``: "grayscale" (C = 1), "rgb" (C = 3), or "auto" (grayscale if every file is).
     ``image_size``: resize each image to image_size x image_size (bicubic); None keeps the
@@ -128,26 +131,72 @@ def load_image_folder(
     return _stack_images(path, files, images, image_size=image_size, color=color)
 
 
+#: Pillow's modes of 16-bit grayscale images (PNG); "I" holds them as int32.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def image_levels(images: np.ndarray) -> int:
+    """The number of intensity levels of images read by :func:`load_image_folder`: 65536 for
+    16-bit images (uint16), 256 for 8-bit ones."""
+    return 65536 if images.dtype == np.uint16 else 256
+
+
 def _stack_images(path, files, images, *, image_size, color) -> np.ndarray:
     if color not in COLORS:
         raise DataError(f"unknown data.color {color!r}; choose one of {', '.join(COLORS)}")
+    deep = [img.mode in SIXTEEN_BIT_MODES for img in images]
+    if any(deep):
+        return _stack_16bit(path, files, images, deep, image_size=image_size, color=color)
     if color == "auto":
-        color = "grayscale" if all(img.mode in ("L", "1", "I;16", "I") for img in images) else "rgb"
+        color = "grayscale" if all(img.mode in ("L", "1") for img in images) else "rgb"
     mode = "L" if color == "grayscale" else "RGB"
     images = [img.convert(mode) for img in images]
     if image_size is not None:
         images = [img.resize((image_size, image_size), Image.Resampling.BICUBIC) for img in images]
-    first = images[0].size
-    for file, img in zip(files, images):
-        if img.size != first:
-            raise DataError(
-                f"{path}: images have different sizes ({files[0].name} is {first[0]}x{first[1]}, "
-                f"{file.name} is {img.size[0]}x{img.size[1]}); set data.image_size to resize them"
-            )
-    if len(images) < 2:
-        raise DataError(f"{path}: holds only 1 image; at least 2 are needed")
+    _check_sizes(path, files, [img.size for img in images])
     x = np.stack([np.asarray(img, dtype=np.uint8) for img in images])
     return x[..., None] if x.ndim == 3 else x
+
+
+def _stack_16bit(path, files, images, deep, *, image_size, color) -> np.ndarray:
+    """16-bit grayscale images as (N, H, W, 1) uint16 with their full 65536 levels (never
+    squeezed into 8 bits, where 99 % of a typical 16-bit image would saturate at 255)."""
+    if not all(deep):
+        a = files[deep.index(True)].name
+        b = files[deep.index(False)].name
+        raise DataError(
+            f"{path}: mixes 16-bit images ({a}) with 8-bit ones ({b}); convert them all to "
+            "one depth"
+        )
+    if color == "rgb":
+        raise DataError(
+            f"{path}: holds 16-bit grayscale images, which cannot be read as data.color = "
+            "'rgb'; set data.color = 'grayscale' (or 'auto')"
+        )
+    arrays = []
+    for file, img in zip(files, images):
+        values = img.convert("F")  # float32 keeps every 16-bit level exactly
+        lo, hi = values.getextrema()
+        if lo < 0 or hi > 65535:
+            raise DataError(f"{file}: has values outside 0..65535; save it as a 16-bit PNG")
+        if image_size is not None:  # bicubic may overshoot: clipped to the levels below
+            values = values.resize((image_size, image_size), Image.Resampling.BICUBIC)
+        x = np.asarray(values, dtype=np.float64)
+        arrays.append(np.clip(np.rint(x), 0, 65535).astype(np.uint16))
+    _check_sizes(path, files, [a.shape[::-1] for a in arrays])
+    return np.stack(arrays)[..., None]
+
+
+def _check_sizes(path, files, sizes) -> None:
+    first = sizes[0]
+    for file, size in zip(files, sizes):
+        if size != first:
+            raise DataError(
+                f"{path}: images have different sizes ({files[0].name} is {first[0]}x{first[1]}, "
+                f"{file.name} is {size[0]}x{size[1]}); set data.image_size to resize them"
+            )
+    if len(sizes) < 2:
+        raise DataError(f"{path}: holds only 1 image; at least 2 are needed")
 
 
 def to_model_space(images: np.ndarray, levels: int) -> np.ndarray:
@@ -200,4 +249,4 @@ def save_image_array(path: str | Path, images: np.ndarray) -> None:
     x = np.asarray(images)
     if x.dtype.kind not in "iu" or x.ndim not in (3, 4):
         raise DataError(f"{path}: expected integer images (N, H, W[, C]), got {x.dtype} {x.shape}")
-    _atomic_write(path, lambda f: np.save(f, x))
+    atomic_write(path, lambda f: np.save(f, x))

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from difflab.choices import parse_enum
 from difflab.denoiser import Denoiser
@@ -129,13 +130,14 @@ def full_bound(
     *,
     levels: int | None = None,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> BoundTerms:
     """Every term of the bound for a batch x0 (B, ...): one network call and x_t draw per t
-    (on x0's device; a ``generator`` must live there too)."""
+    (on x0's device; a ``generator`` must live there too). ``progress``: a bar over t."""
     schedule = _discrete_schedule(denoiser)
     B = x0.shape[0]
     terms = torch.empty(B, schedule.T, dtype=torch.float64, device=x0.device)
-    for k in range(schedule.T):
+    for k in tqdm(range(schedule.T), desc="bound", disable=not progress, leave=False):
         terms[:, k] = bound_term_at(denoiser, x0, k, levels=levels, generator=generator)
     prior = prior_kl(schedule, x0).double()
     return BoundTerms(prior, terms, prior + terms.sum(dim=1))

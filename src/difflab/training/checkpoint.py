@@ -25,8 +25,8 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,42 +38,26 @@ from safetensors import SafetensorError
 from torch import nn
 
 import difflab
+from difflab.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    default_mode,
+    fsync_dir,
+    remove_stale_temps,
+    temp_path,
+)
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "fsync_dir"]
 
 CHECKPOINTS = "checkpoints"
 _PREFIX = "step_"
+_NAME = re.compile(r"step_(\d+)")
+#: The manifest format this version writes and reads.
+MANIFEST_FORMAT = 1
 
 
 class CheckpointError(ValueError):
     """A run directory or checkpoint that cannot be used as it is (user-facing, one line)."""
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it is durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def torch_bytes(obj: Any) -> bytes:
@@ -82,41 +66,41 @@ def torch_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-def write_manifest(run_dir: Path, data_info: dict[str, Any]) -> None:
-    """Write ``manifest.json``: what made this run and the data's shape and normalisation."""
-    atomic_write_json(
-        run_dir / "manifest.json",
-        {
-            "library": "difflab",
-            "version": difflab.__version__,
-            "torch": torch.__version__,
-            "format": 1,
-            "data": data_info,
-        },
-    )
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"{run_dir} has no manifest.json: is it a difflab run directory?"
-        ) from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is unreadable ({err}); restore it or train again") from None
-
-
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Complete checkpoint directories (those with meta.json), oldest first."""
+    """Complete checkpoint directories (``step_<number>`` with meta.json), oldest first. Other
+    folders in ``checkpoints/`` are skipped with a warning (temporary ones silently)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [
-        p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / "meta.json").is_file()
-    ]
-    return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
+    found = []
+    for p in root.iterdir():
+        if p.name.startswith("."):
+            continue  # a checkpoint being written, or a leftover (remove_checkpoint_temps)
+        match = _NAME.fullmatch(p.name)
+        if match is None:
+            warnings.warn(
+                f"ignoring {p}: not a checkpoint (those are named step_<number>)", stacklevel=2
+            )
+        elif (p / "meta.json").is_file():
+            found.append((int(match.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def remove_checkpoint_temps(run_dir: Path) -> list[Path]:
+    """Delete half-written checkpoints (``checkpoints/.*``: a failed write, kill -9, a double
+    Ctrl-C) and the run directory's stale temporary files. Call it only while holding the
+    run's lock (``training/run_lock.py``): then no other writer is mid-write."""
+    root = Path(run_dir) / CHECKPOINTS
+    removed = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith("."):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed + remove_stale_temps(run_dir)
 
 
 def save_checkpoint(
@@ -133,12 +117,11 @@ def save_checkpoint(
     """Write checkpoint ``step`` atomically, then delete all but the newest ``keep``.
 
     ``config`` (the run's config as a dict) is recorded in meta.json so a checkpoint says what
-    it was trained with.
+    it was trained with. A failed or interrupted write removes its temporary folder.
     """
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
     files = {
         "model.safetensors": safetensors.torch.save(
             _contiguous(model.state_dict()), {"step": str(step)}
@@ -154,14 +137,20 @@ def save_checkpoint(
         "config": config,
     }
     files["meta.json"] = (json.dumps(meta) + "\n").encode()
-    for name, data in files.items():  # meta.json last: its presence marks a complete checkpoint
-        with open(tmp / name, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    tmp = temp_path(final)
+    try:
+        tmp.mkdir(mode=default_mode(directory=True))
+        for name, data in files.items():  # meta.json last: its presence marks completeness
+            with open(tmp / name, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fsync_dir(root)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -251,6 +240,12 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     meta = read_meta(path)
+    if not isinstance(meta.get("sha256"), dict) or not meta["sha256"]:
+        warnings.warn(
+            f"checkpoint {path}/meta.json lists no SHA-256 checksums: its files cannot be "
+            "verified (written by hand or by another tool?)",
+            stacklevel=2,
+        )
     for name, digest in (meta.get("sha256") or {}).items():
         try:
             data = (path / name).read_bytes()
@@ -301,6 +296,24 @@ def latest_good_checkpoint(run_dir: Path) -> TrainingState:
     raise CheckpointError(
         f"no usable checkpoint in {run_dir}: {errors[0]}{older}; train again with a new --out"
     )
+
+
+def nonfinite_weights(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Tensor name -> number of NaN/inf values, for the floating-point tensors that have any."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in state.items() if v.is_floating_point()}
+    return {k: n for k, n in bad.items() if n}
+
+
+def check_finite_weights(state: dict[str, torch.Tensor], source: Path) -> None:
+    """A CheckpointError if any weight in ``state`` (read from ``source``) is NaN or inf."""
+    bad = nonfinite_weights(state)
+    if bad:
+        total = sum(bad.values())
+        raise CheckpointError(
+            f"{source} holds {total} NaN/inf weights (in {', '.join(list(bad)[:3])}): a model "
+            "that diverged cannot be sampled or evaluated; resume from an earlier checkpoint "
+            "with a lower train.lr (see `difflab doctor`)"
+        )
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -153,6 +153,10 @@ class Trainer:
         self.saved_step = -1
         self.saved_at = time.monotonic()
 
+    def set_run_dir(self, run_dir: Path) -> None:
+        """Write checkpoints and the log into ``run_dir`` (rank 0 only)."""
+        self.run_dir = Path(run_dir) if self.dist.is_main else None
+
     def _shard_setup(self, cfg: TrainSettings) -> None:
         self.forward_model: nn.Module = self.model
         if not self.dist.enabled:
@@ -223,7 +227,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc="train")
         self.model.train()
         try:
-            with stop_on_signals(self.stop):
+            with stop_on_signals(self.stop), _say_what_was_lost(self):
                 while self.step < cfg.steps and not self.stop_requested:
                     loss, grad_norm = self.train_step()
                     if not self.applied:
@@ -313,6 +317,7 @@ class Trainer:
             "timesteps": getattr(getattr(self.objective, "timesteps", None), "state_dict", dict)(),
             "skipped_steps": self.skipped_steps,
             "nonfinite_streak": self.nonfinite_streak,
+            "threads": torch.get_num_threads(),  # resumed with the same count: bitwise
         }
         path = ckpt.save_checkpoint(
             self.run_dir,
@@ -366,6 +371,23 @@ class Trainer:
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
         self.saved_step = loaded.step
+
+
+@contextlib.contextmanager
+def _say_what_was_lost(trainer: Trainer):
+    """A second Ctrl-C stops at once: say which steps were not saved and where to go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        last = trainer._last_checkpoint()
+        if last is None:
+            kept = "no checkpoint was written"
+        else:
+            kept = f"the newest checkpoint is {last}; continue with: difflab train --resume "
+            kept += str(last.parent.parent)
+        raise KeyboardInterrupt(
+            f"interrupted twice: stopped at once at step {trainer.step} without saving it; {kept}"
+        ) from None
 
 
 def _total_norm(params: list[torch.Tensor]) -> torch.Tensor:

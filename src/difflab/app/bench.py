@@ -21,12 +21,16 @@ import numpy as np
 from difflab.app import registry
 from difflab.app.build import generate
 from difflab.app.datasets import is_toy
+from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.quality import sample_metrics
 from difflab.app.registry import DIFFUSION, LOSSES, SAMPLERS
+from difflab.app.resources import check_sampling_fits
 from difflab.app.run import Run, load_run
+from difflab.app.sample import check_count, check_sampler_flags
+from difflab.app.sections import check_seed
+from difflab.atomic import atomic_write_json
 from difflab.samplers.grids import MAX_STEPS
 from difflab.samplers.spacing import check_steps
-from difflab.training import checkpoint as ckpt
 
 #: The step counts K benchmarked by default (those above T are skipped).
 BENCH_STEPS = (5, 10, 20, 50, 100, 1000)
@@ -83,6 +87,12 @@ def _row(run: Run, sampler: str, steps: int, *, n: int, seed: int, floor_draws: 
     return row
 
 
+def _plan_limit(run: Run) -> int:
+    """The most steps a row may take: T on the schedule's own grid, else the grids' limit."""
+    on_schedule = not LOSSES[run.config.loss.name].continuous and run.config.sample.grid is None
+    return run.schedule.T if on_schedule else MAX_STEPS
+
+
 def bench_samplers(
     run: Run,
     *,
@@ -100,8 +110,7 @@ def bench_samplers(
         raise ValueError(f"--n must be >= 2 to compare samples with data, got {n}")
     if floor_draws < 1:
         raise ValueError(f"floor_draws must be >= 1, got {floor_draws}")
-    on_schedule = not LOSSES[run.config.loss.name].continuous and run.config.sample.grid is None
-    plan = bench_plan(run.schedule.T if on_schedule else MAX_STEPS, samplers, steps)
+    plan = bench_plan(_plan_limit(run), samplers, steps)
     run.model.eval()
     rows = []
     for sampler, k in plan:
@@ -109,6 +118,7 @@ def bench_samplers(
         if log is not None:
             log(rows[-1])
     out_dir = out_dir or run.run_dir
+    json_path, plot_path = out_dir / "bench_samplers.json", out_dir / "plots" / "bench_samplers.png"
     result = {
         "run_dir": str(run.run_dir),
         "data": run.data.name,
@@ -119,15 +129,16 @@ def bench_samplers(
         "seed": seed,
         "floor_draws": floor_draws,
         "rows": rows,
-        "json": str(out_dir / "bench_samplers.json"),
+        "json": str(json_path),
         "plot": None,
     }
-    if rows and any("energy_ratio" in r for r in rows):
-        from difflab.plots import plot_quality_vs_nfe  # matplotlib takes seconds to import
+    with Outputs() as outputs:  # the JSON and its plot are replaced together
+        if rows and any("energy_ratio" in r for r in rows):
+            from difflab.plots import plot_quality_vs_nfe  # matplotlib takes seconds to import
 
-        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
-        result["plot"] = str(plot_quality_vs_nfe(rows, out_dir / "plots" / "bench_samplers.png"))
-    ckpt.atomic_write_json(out_dir / "bench_samplers.json", result)
+            plot_quality_vs_nfe(rows, outputs.stage(plot_path))
+            result["plot"] = str(plot_path)
+        atomic_write_json(outputs.stage(json_path), result)
     return result
 
 
@@ -158,13 +169,19 @@ def _int_list(text: str | None, name: str) -> list[int] | None:
 
 def command(args: argparse.Namespace) -> int:
     """``difflab bench-samplers``."""
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+    check_count(args.n, least=2)
+    check_seed(args.seed, "--seed")
     samplers = None if args.samplers is None else [v.strip() for v in args.samplers.split(",")]
     steps = _int_list(args.steps, "--steps")
     run = load_run(args.run_dir)
     from difflab.app.sample import level_overrides
 
+    plan = bench_plan(_plan_limit(run), samplers, steps)  # checked before any work
+    draws = 1 + args.floor_draws  # the noise floors' data draws
+    check_sampling_fits(run.config, run.data.shape, args.n, run.device, copies=draws)
+    used = sorted({name for name, _ in plan})
+    check_sampler_flags(run, {"eta": args.eta}, samplers=used, sampler_flag="--samplers")
+    check_folder_writable(run.run_dir / "plots", flag=f"bench-samplers {run.run_dir}")
     run.override_sampling(eta=args.eta, spacing=args.spacing, **level_overrides(args))
     print(table_header(is_toy(run.data.name)))
     result = bench_samplers(

@@ -48,8 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="difflab",
         description="Diffusion probabilistic models and score-based generative models: train, "
         "sample, evaluate and plot.",
-        epilog="Run `difflab COMMAND --help` for a command's options.",
+        epilog="Run `difflab COMMAND --help` for a command's options. Exit codes: 0 done, "
+        "1 a problem found (doctor) or an unusable result, 2 a user or operating-system error "
+        "(one line on stderr), 130/143 interrupted.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -112,6 +115,11 @@ def _sample_parser(sub) -> None:
         "integer images (N, H, W[, C]) in 0..levels-1, like their input",
     )
     p.add_argument("--grid", metavar="FILE.png", help="image runs: also write a PNG grid")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out / --grid file (default: refuse, before sampling)",
+    )
     _add_sampler_args(p)
     p.add_argument(
         "--steps",
@@ -177,6 +185,7 @@ def _bench_samplers_parser(sub) -> None:
         "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
     )
     _add_level_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _plot_parser(sub) -> None:
@@ -192,6 +201,7 @@ def _plot_parser(sub) -> None:
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--n", type=int, default=2000, help="points per panel (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _doctor_parser(sub) -> None:
@@ -207,6 +217,7 @@ def _doctor_parser(sub) -> None:
     p.add_argument("--n", type=int, default=500, help="samples in the preview (default 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-preview", action="store_true", help="skip sampling")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _evaluate_parser(sub) -> None:
@@ -222,8 +233,16 @@ def _evaluate_parser(sub) -> None:
         "noise floor, and their predicted classes.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
-    p.add_argument("--data", help="held-out data, .npy/.npz/.csv (default: a fresh toy draw)")
-    p.add_argument("--n", type=int, help="number of held-out points (default: evaluate.n)")
+    p.add_argument(
+        "--data",
+        help="vector runs: held-out data, .npy/.npz/.csv (default: a fresh toy draw; image runs "
+        "use their test split)",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        help="number of held-out points (default: evaluate.n); image runs: samples scored",
+    )
     p.add_argument("--rtol", type=float, help="ODE relative tolerance (default: evaluate.ode_rtol)")
     p.add_argument("--atol", type=float, help="ODE absolute tolerance (default: evaluate.ode_atol)")
     p.add_argument(
@@ -231,6 +250,7 @@ def _evaluate_parser(sub) -> None:
         help="evaluate a fixed-variance model with another fixed variance: small (posterior "
         "variance) or large (beta_t); default: model.variance of the run",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _report_parser(sub) -> None:
@@ -263,6 +283,18 @@ def _demo_parser(sub) -> None:
     )
     _add_config_args(p)
     p.add_argument("--n", type=int, default=5000, help="number of samples (default 5000)")
+
+
+def _version() -> str:
+    import difflab
+
+    try:
+        from importlib.metadata import version
+
+        torch_version = version("torch")
+    except Exception:  # torch installed without metadata
+        torch_version = "unknown"
+    return f"difflab {difflab.__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
 
 
 def _sampler_help() -> str:
@@ -329,20 +361,37 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``difflab`` console script."""
+    """Entry point of the ``difflab`` console script. Exit codes: 0 done; 1 done, but a finding
+    is a problem (doctor) or a result is unusable (evaluate's samples diverged); 2 a user
+    error or an operating-system error (one line, nothing already written was changed);
+    130/143 stopped by SIGINT/SIGTERM."""
     args = build_parser().parse_args(argv)
     warnings.showwarning = _one_line_warnings
+    if args.command != "train":  # train picks its own from train.threads
+        import torch
+
+        from difflab.app.resources import choose_threads
+
+        torch.set_num_threads(choose_threads())
     try:
         return importlib.import_module(COMMANDS[args.command]).command(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         if os.environ.get("DIFFLAB_DEBUG"):
             raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"difflab: error: {message}", file=sys.stderr)
+        print(f"difflab: error: {error_line(err)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("difflab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"difflab: {err or 'interrupted'}", file=sys.stderr)
         return 130
+
+
+def error_line(err: BaseException) -> str:
+    """The one line a user sees for a ValueError or an OSError."""
+    if isinstance(err, OSError) and not isinstance(err, ValueError) and err.strerror:
+        from difflab.app.outputs import describe_os_error
+
+        return describe_os_error(err)
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 if __name__ == "__main__":

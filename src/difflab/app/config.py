@@ -38,6 +38,9 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "check_combination",
+    "check_trainable",
+    "paste",
+    "untrained_output",
 ]
 
 
@@ -82,6 +85,12 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(map(repr, names))
 
 
+def paste(**values: Any) -> str:
+    """A line to paste after a command: ``--set section.key=value ...`` (keys spelled with a
+    double underscore for the dot: ``model__name="mlp"``)."""
+    return " ".join(f"--set {k.replace('__', '.')}={v}" for k, v in values.items())
+
+
 def check_combination(cfg: Config) -> None:
     """One-line errors when the data, network, objective and sampler do not fit together
     (from the registry: the kinds of model each trains, needs or is, and each loss's
@@ -94,29 +103,33 @@ def check_combination(cfg: Config) -> None:
     if loss.trains != DIFFUSION:
         _check_score_run(cfg)
     elif model.kind != DIFFUSION:
+        score_losses = [n for n, e in LOSSES.items() if e.trains != DIFFUSION]
         raise ValueError(
             f"model.name = {cfg.model.name!r} is a score network, which loss.name = "
-            f"{cfg.loss.name!r} cannot train; set loss.name to one of "
-            f"{_quoted([n for n, e in LOSSES.items() if e.trains != DIFFUSION])}"
+            f"{cfg.loss.name!r} cannot train; set loss.name to one of {_quoted(score_losses)}, "
+            f"e.g. {paste(loss__name=score_losses[0])}"
         )
     elif sampler.needs != DIFFUSION:
+        fits = registry.names(SAMPLERS, needs=DIFFUSION)
         raise ValueError(
             f"sample.sampler = {cfg.sample.sampler!r} runs a score network, but this is a "
-            f"diffusion model (loss.name = {cfg.loss.name!r}); use one of "
-            f"{_quoted(registry.names(SAMPLERS, needs=DIFFUSION))}"
+            f"diffusion model (loss.name = {cfg.loss.name!r}); use one of {_quoted(fits)}, "
+            f"e.g. {paste(sample__sampler=loss.default_sampler)}"
         )
     for key, allowed in loss.requires.items():
         if cfg.get(key) not in allowed:
             raise ValueError(
                 f"loss.name = {cfg.loss.name!r} ({loss.summary}) needs {key} in "
-                f"{_quoted(list(allowed))}, got {cfg.get(key)!r}; set {key} = {allowed[0]!r}"
+                f"{_quoted(list(allowed))}, got {cfg.get(key)!r}; use "
+                f"{paste(**{key.replace('.', '__'): allowed[0]})}"
             )
-    shape_kind = "image" if cfg.data.is_image else "vector"
+    shape_kind = registry.data_kind(cfg.data.name)
     if model.data != shape_kind:
-        fix = _quoted(registry.names(MODELS, data=shape_kind, kind=model.kind)) or "another"
+        fits = registry.names(MODELS, data=shape_kind, kind=model.kind)
+        fix = f"use {paste(model__name=fits[0])}" if fits else "use another model.name"
         raise ValueError(
             f"model.name = {cfg.model.name!r} takes {model.data} data, but data.name = "
-            f"{cfg.data.name!r} is {shape_kind} data; use model.name = {fix}"
+            f"{cfg.data.name!r} is {shape_kind} data; {fix}"
         )
     _check_time(cfg)
     steps = cfg.sample.steps
@@ -197,8 +210,41 @@ def _check_score_run(cfg: Config) -> None:
     ]
     if wrong:
         got = " and ".join(f"{key} = {cfg.get(key)!r}" for key in wrong)
-        fix = " and ".join(f"{key} = {need[key]!r}" for key in wrong)
+        fix = paste(**{key.replace(".", "__"): need[key] for key in wrong})
         raise ValueError(
             f"loss.name = {cfg.loss.name!r} trains a score network, which {got} cannot use; "
-            f"set {fix}"
+            f"use {fix} (or leave them unset: they follow the loss)"
         )
+
+
+def untrained_output(cfg: Config) -> str | None:
+    """What in ``cfg`` the loss never trains (``never_trains`` in the registry), e.g. a learned
+    variance with the simple loss, and what to change; None if nothing."""
+    loss = LOSSES[cfg.loss.name]
+    for key, values in loss.never_trains.items():
+        if cfg.get(key) in values:
+            trainers = [
+                n
+                for n, e in LOSSES.items()
+                if e.trains == loss.trains and key not in e.never_trains
+            ]
+            trainers.sort(key=lambda n: key not in LOSSES[n].requires)  # those made for it first
+            return (
+                f"{key} = {cfg.get(key)!r} but loss.name = {cfg.loss.name!r} never trains that "
+                f"output, so sampling would use untrained values; train it with loss.name = "
+                f"{_quoted(trainers)} (e.g. {paste(loss__name=trainers[0])}), or use a fixed "
+                f"{key}: {paste(**{key.replace('.', '__'): _default_of(key)})}"
+            )
+    return None
+
+
+def check_trainable(cfg: Config) -> None:
+    """A one-line error for a config that validates but cannot train what it describes
+    (:func:`untrained_output`); ``difflab train`` calls it, loading old runs does not."""
+    problem = untrained_output(cfg)
+    if problem:
+        raise ValueError(problem)
+
+
+def _default_of(key: str) -> Any:
+    return Config().get(key)

@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 import sys
 import types
 import typing
@@ -19,7 +20,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from difflab.app.config import Config
+from difflab.app import registry
+from difflab.app.config import Config, DataConfig, LossConfig
 
 #: Section name -> its dataclass.
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
@@ -138,15 +140,62 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """The defaults, updated by a TOML file (if any), then by ``--set`` overrides."""
+    """The defaults, updated by a TOML file (if any), then by ``--set`` overrides.
+
+    A relative ``data.path`` is made absolute: from the TOML file's folder when the file sets
+    it, from the current folder when ``--set`` does, so the run finds its data from anywhere.
+    Keys the user sets in neither follow the loss and the data (:func:`follow_choices`).
+    """
     raw = read_toml(path) if path is not None else {}
-    return config_from_dict(apply_overrides(raw, overrides or []))
+    if path is not None:
+        raw = with_absolute_data_path(raw, Path(path).parent)
+    merged = with_absolute_data_path(apply_overrides(raw, overrides or []), Path.cwd())
+    return config_from_dict(follow_choices(merged))
+
+
+def with_absolute_data_path(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A copy of ``raw`` whose ``data.path``, if a relative string, is joined to ``base``."""
+    data = raw.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str) or not data["path"]:
+        return raw
+    expanded = os.path.expanduser(data["path"])
+    absolute = os.path.abspath(os.path.join(base, expanded))
+    return {**raw, "data": {**data, "path": absolute}}
+
+
+def _name(raw: dict[str, Any], section: str, default: str) -> Any:
+    table = raw.get(section, {})
+    return table.get("name", default) if isinstance(table, dict) else None
+
+
+def follow_choices(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill the keys the user did not set that follow from ``loss.name`` and ``data.name``
+    (``registry.following_defaults``): ``--set loss.name=ncsn`` alone trains the score
+    network and samples with annealed Langevin; ``data.name = "digits"`` alone gets the
+    U-Net. Keys the user set are never changed (a wrong combination is then an error)."""
+    loss, data = _name(raw, "loss", LossConfig.name), _name(raw, "data", DataConfig.name)
+    if not (isinstance(loss, str) and isinstance(data, str)):
+        return raw  # a malformed section: validation reports it
+    if loss not in registry.LOSSES or data not in registry.DATASETS:
+        return raw  # an unknown name: validation reports it
+    merged = {name: dict(v) if isinstance(v, dict) else v for name, v in raw.items()}
+    for key, value in registry.following_defaults(loss, data).items():
+        section, name = key.split(".")
+        table = merged.setdefault(section, {})
+        if isinstance(table, dict):
+            table.setdefault(name, value)
+    return merged
 
 
 def config_from_json(path: str | Path) -> Config:
     """Read a run's ``config.json``."""
     try:
         raw = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:
         raise ValueError(f"cannot read run config {str(path)!r}: {err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"run config {str(path)!r} holds a JSON {type(raw).__name__}, not an object of "
+            "config sections; restore the config.json the run was trained with"
+        )
     return config_from_dict(raw)

@@ -3,11 +3,14 @@ distribution for evaluation (the registry's ``DATASETS`` says which source each 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from difflab.app.config import DataConfig
 from difflab.app.registry import DATASETS
+from difflab.app.resources import require_memory
 from difflab.data import images
 from difflab.data.dataset import Dataset, standardize
 from difflab.data.files import load_vectors
@@ -33,17 +36,38 @@ def build_dataset(cfg: DataConfig, *, seed: int = 0) -> Dataset:
     return Dataset(cfg.name, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
 
 
+#: Bytes per pixel value while images are resized and moved to model space (the resized
+#: image, the stacked array, float32 in model space and its tensor).
+RESIZE_BYTES_PER_VALUE = 12
+
+
+def check_resize_fits(n_images: int, channels: int, image_size: int) -> None:
+    """Refuse, before resizing, ``data.image_size`` values whose images cannot fit in memory."""
+    needed = n_images * channels * image_size**2 * RESIZE_BYTES_PER_VALUE
+    require_memory(
+        needed,
+        what=f"{n_images} images resized to data.image_size = {image_size}",
+        fix="choose a smaller data.image_size (e.g. 32 or 64)",
+    )
+
+
 def load_images(cfg: DataConfig) -> tuple[np.ndarray, int]:
-    """Every image of an image source in user space, (N, H, W[, C]) integers, and its levels."""
+    """Every image of an image source in user space, (N, H, W[, C]) integers, and its levels
+    (a folder of 16-bit PNGs keeps its 65536 levels)."""
     if cfg.name == "digits":
         return images.load_digits_images(), images.DIGITS_LEVELS
     assert cfg.path is not None
     if cfg.name == "images":
+        if cfg.image_size is not None:
+            found = Path(cfg.path).iterdir() if Path(cfg.path).is_dir() else []
+            n_files = sum(1 for p in found if p.suffix.lower() in images.IMAGE_EXTENSIONS)
+            check_resize_fits(n_files, 1 if cfg.color == "grayscale" else 3, cfg.image_size)
         x = images.load_image_folder(cfg.path, image_size=cfg.image_size, color=cfg.color)
-        return x, 256
+        return x, images.image_levels(x)
     levels = cfg.levels or 256
     x = images.load_image_array(cfg.path, levels=levels)
     if cfg.image_size is not None and x.shape[1:3] != (cfg.image_size, cfg.image_size):
+        check_resize_fits(x.shape[0], x.shape[3] if x.ndim == 4 else 1, cfg.image_size)
         if levels != 256:
             raise ValueError(
                 f"data.image_size resizes 8-bit images only; these have data.levels = {levels}"

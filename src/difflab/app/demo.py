@@ -11,12 +11,14 @@ from typing import Any
 
 from difflab.app.config import Config
 from difflab.app.config_files import load_config
+from difflab.app.outputs import Outputs
 from difflab.app.plot import plot_run
 from difflab.app.quality import format_metrics, sample_metrics
 from difflab.app.run import load_run
-from difflab.app.sample import save_samples
+from difflab.app.sample import check_count, require_finite, save_samples
 from difflab.app.train import train_run
-from difflab.training import checkpoint as ckpt
+from difflab.atomic import atomic_write_json
+from difflab.digits_quality import check_classifier_cache
 
 
 def demo(
@@ -30,9 +32,9 @@ def demo(
     t1 = time.perf_counter()
     samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress)
     sample_s = time.perf_counter() - t1
-    save_samples(run, samples, run_dir / "samples.npy")
+    require_finite(run, samples)
     metrics = sample_metrics(run, samples)
-    plots = plot_run(run)
+    plots = plot_run(run, progress=progress)
     result = {
         "run_dir": str(run_dir),
         "data": cfg.data.name,
@@ -46,7 +48,9 @@ def demo(
         "plots": [str(p) for p in plots],
         "total_s": round(time.perf_counter() - t0, 2),
     }
-    ckpt.atomic_write_json(run_dir / "summary.json", result)
+    with Outputs() as outputs:
+        save_samples(run, samples, outputs.stage(run_dir / "samples.npy"))
+        atomic_write_json(outputs.stage(run_dir / "summary.json"), result)
     from difflab.app.report import write_report
 
     result["report"] = str(write_report([run_dir]))
@@ -55,9 +59,10 @@ def demo(
 
 def command(args: argparse.Namespace) -> int:
     """``difflab demo``."""
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+    check_count(args.n, least=2)
     cfg = load_config(args.config, args.overrides)
+    if cfg.data.name == "digits":
+        check_classifier_cache()  # before training: the metric needs the cached classifier
     result = demo(cfg, args.out, n=args.n, progress=not args.quiet)
     print(
         f"\ntrained {result['train_steps']} steps in {result['train_s']} s, "

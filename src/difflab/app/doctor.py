@@ -17,18 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from difflab.app.build import build_schedule
 from difflab.app.config import Config
 from difflab.app.config_files import config_from_json
 from difflab.app.datasets import build_dataset
+from difflab.app.doctor_preview import Q_PROBLEM, Q_WARNING, Scales, judge, scales
+from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.registry import LOSSES
-from difflab.app.run import load_run, require_run_dir
-from difflab.app.train import recorded_config_differences
+from difflab.app.resources import check_sampling_fits
+from difflab.app.run import load_run, model_config_differences, require_run_dir
+from difflab.app.sample import check_count, nonfinite_cause
+from difflab.app.sections import check_seed
 from difflab.data.dataset import Dataset
-from difflab.metrics import energy_distance
 from difflab.training import checkpoint as ckpt
+from difflab.training.manifest import read_manifest
 
 #: Terminal SNR (alpha_bar_T / (1 - alpha_bar_T), times the data's variance) above which x_T
 #: is visibly not pure noise: sampling from N(0, I) then starts off the training distribution.
@@ -148,14 +151,13 @@ def check_checkpoint(cfg: Config, run_dir: Path) -> tuple[list[Finding], Path | 
     except ckpt.CheckpointError as err:
         fix = f"difflab train --resume {run_dir} falls back to the previous checkpoint"
         return [Finding("checkpoint", "problem", str(err), fix)], None
-    diffs = recorded_config_differences(meta.get("config"), cfg)
-    diffs = [d for d in diffs if not d.startswith("train.") and not d.startswith("sample.")]
+    diffs = model_config_differences(meta.get("config"), cfg)
     if diffs:
         message = f"{latest.name} was trained with another config: {'; '.join(diffs[:4])}"
         fix = "restore config.json to the values the checkpoint was trained with"
         return [Finding("checkpoint", "problem", message, fix)], None
     try:
-        load_run(run_dir, use_ema=False)
+        load_run(run_dir, use_ema=False, check_weights=False)  # weights: check_weights below
     except ckpt.CheckpointError as err:
         return [Finding("checkpoint", "problem", str(err), "use the run's own config.json")], None
     return [Finding("checkpoint", "ok", f"{latest.name} is intact and matches config.json")], latest
@@ -200,11 +202,7 @@ def check_weights(latest: Path) -> list[Finding]:
     """Non-finite values in the live or EMA weights."""
     out = []
     for name in ("model", "ema"):
-        state = ckpt.load_weights(latest / f"{name}.safetensors")
-        bad = {
-            k: int((~torch.isfinite(v)).sum()) for k, v in state.items() if v.is_floating_point()
-        }
-        bad = {k: v for k, v in bad.items() if v}
+        bad = ckpt.nonfinite_weights(ckpt.load_weights(latest / f"{name}.safetensors"))
         if bad:
             message = (
                 f"{sum(bad.values())} non-finite {name} weights (in {', '.join(list(bad)[:3])})"
@@ -214,49 +212,81 @@ def check_weights(latest: Path) -> list[Finding]:
     return out or [Finding("weights", "ok", "all weights are finite")]
 
 
-def check_preview(run_dir: Path, data: Dataset | None, *, n: int, seed: int) -> list[Finding]:
-    """Sample with raw and EMA weights; energy distance of each to the data, beside the
-    distance between two halves of the data (the noise floor)."""
+def check_preview(
+    run_dir: Path, cfg: Config, data: Dataset | None, *, n: int, seed: int, progress: bool
+) -> list[Finding]:
+    """Sample with raw and EMA weights and judge each against the data, a noise floor and a
+    Gaussian blob (``app/doctor_preview.py``); RUN_DIR/doctor/preview.png shows them."""
     if data is None:
         return []
-    pool = data.decode(data.x.reshape(data.x.shape[0], -1).numpy())
-    pool = pool[np.random.default_rng(seed).permutation(len(pool))]
-    n = min(n, len(pool) // 2)
-    ref, other = pool[:n], pool[n : 2 * n]
-    floor = energy_distance(other, ref)
-    panels, dist = [("data", ref)], {}
+    check_sampling_fits(cfg, data.shape, n, "cpu", copies=20)  # the blob is fitted to 20 n points
+    sc = scales(cfg.data.name, data, n, seed=seed)
+    n = len(sc.ref)
+    panels, q, texts, run = [("data", sc.ref)], {}, [], None
     for label, use_ema in (("raw", False), ("EMA", True)):
         run = load_run(run_dir, use_ema=use_ema)
-        samples, _ = run.sample(n, seed=seed)
-        samples = samples.reshape(n, -1)
-        finite = np.isfinite(samples).all(axis=1)
-        dist[label] = energy_distance(samples[finite], ref) if finite.sum() > 1 else math.inf
-        panels.append((f"{label} samples", samples[finite]))
+        samples, _ = run.sample(n, seed=seed, progress=progress)
+        q[label], text = judge(label, samples, sc)
+        texts.append(text)
+        flat = samples.reshape(n, -1)
+        panels.append((f"{label} samples", flat[np.isfinite(flat).all(axis=1)]))
     message = (
-        f"energy distance to the data: raw {dist['raw']:.3g}, EMA {dist['EMA']:.3g} "
-        f"(two data draws: {floor:.3g})"
+        f"energy distance to the data: {', '.join(texts)}; two data draws {sc.floor:.3g}, "
+        f"a Gaussian blob with the data's mean and covariance {sc.blob:.3g}"
     )
-    if pool.shape[1] >= 2:
-        from difflab.plots import plot_panels
+    message += f"; see {_write_preview(run_dir, panels, data)}"
+    return [_samples_finding(run, q, sc, message)]
 
-        (run_dir / "doctor").mkdir(exist_ok=True)
-        path = plot_panels(panels, run_dir / "doctor" / "preview.png", "raw vs EMA samples")
-        message += f"; see {path}"
-    scale = max(floor, 1e-12)
-    if dist["EMA"] > 2 * dist["raw"] and dist["EMA"] > 5 * scale:
+
+def _samples_finding(run, q: dict[str, float], sc: Scales, message: str) -> Finding:
+    """The samples finding from the q of raw and EMA samples (0: like data, 1: like a blob)."""
+    more = "act on the findings above; otherwise train longer (train.steps) or widen the model"
+    if math.isinf(max(q.values())):
+        return Finding("samples", "problem", message, nonfinite_cause(run))
+    if not sc.informative:
+        note = ": a Gaussian blob is as close at this n, so this check cannot judge; raise --n"
+        return Finding("samples", "warning", message + note, "rerun with --n 2000")
+    best = min(q.values())
+    if best >= Q_PROBLEM:
+        note = ": the samples are no better than a blob with the data's mean and covariance"
+        return Finding("samples", "problem", message + note, more)
+    if q["EMA"] >= Q_WARNING and q["EMA"] > 2 * q["raw"]:
         fix = "lower train.ema_decay or train longer (see the ema finding)"
-        return [Finding("samples", "warning", message + ": EMA samples lag the raw ones", fix)]
-    if min(dist.values()) > 20 * scale:
-        fix = "act on the findings above; otherwise train longer (train.steps) or widen the model"
-        return [Finding("samples", "warning", message + ": samples are far from the data", fix)]
-    return [Finding("samples", "ok", message)]
+        return Finding("samples", "warning", message + ": EMA samples lag the raw ones", fix)
+    if best >= Q_WARNING:
+        return Finding("samples", "warning", message + ": samples are far from the data", more)
+    return Finding("samples", "ok", message)
 
 
-def diagnose(run_dir: str | Path, *, n: int = 500, seed: int = 0, preview: bool = True):
+def _write_preview(run_dir: Path, panels, data: Dataset) -> Path:
+    """doctor/preview.png: scatter panels of data, raw and EMA samples (images: a grid of EMA
+    samples), written atomically."""
+    path = run_dir / "doctor" / "preview.png"
+    with Outputs() as outputs:
+        if data.is_image:
+            from difflab.image_plots import plot_image_grid
+
+            images = data.encode(panels[-1][1]).reshape(-1, *data.shape)[:64]
+            plot_image_grid(images, outputs.stage(path), title="EMA samples")
+        else:
+            from difflab.plots import plot_panels
+
+            plot_panels(panels, outputs.stage(path), "raw vs EMA samples")
+    return path
+
+
+def diagnose(
+    run_dir: str | Path,
+    *,
+    n: int = 500,
+    seed: int = 0,
+    preview: bool = True,
+    progress: bool = False,
+) -> list[Finding]:
     """Every check on a run directory, in order; returns the findings."""
     path = require_run_dir(run_dir)
     cfg = config_from_json(path / "config.json")
-    manifest = ckpt.read_manifest(path)
+    manifest = read_manifest(path)
     findings, data = check_data(cfg, manifest)
     findings += check_schedule(cfg, data)
     checked, latest = check_checkpoint(cfg, path)
@@ -267,15 +297,18 @@ def diagnose(run_dir: str | Path, *, n: int = 500, seed: int = 0, preview: bool 
     findings += check_ema(cfg, step)
     findings += check_weights(latest)
     if preview and all(f.level != "problem" or f.check != "weights" for f in findings):
-        findings += check_preview(path, data, n=n, seed=seed)
+        check_folder_writable(path / "doctor", flag=f"doctor {path}")
+        findings += check_preview(path, cfg, data, n=n, seed=seed, progress=progress)
     return findings
 
 
 def command(args: argparse.Namespace) -> int:
     """``difflab doctor``: exit code 1 when a finding is a problem."""
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    findings = diagnose(args.run_dir, n=args.n, seed=args.seed, preview=not args.no_preview)
+    check_count(args.n, least=2)
+    check_seed(args.seed, "--seed")
+    findings = diagnose(
+        args.run_dir, n=args.n, seed=args.seed, preview=not args.no_preview, progress=not args.quiet
+    )
     for line in format_findings(findings):
         print(line)
     save_findings(Path(args.run_dir), findings, preview=not args.no_preview)

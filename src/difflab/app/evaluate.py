@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from difflab.app.config import untrained_output
 from difflab.app.datasets import is_toy
+from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.quality import sample_metrics
 from difflab.app.registry import DIFFUSION, LOSSES
+from difflab.app.resources import require_memory, sampling_bytes
 from difflab.app.run import Run, load_run
+from difflab.app.sample import check_count, nonfinite_cause, nonfinite_rows
+from difflab.atomic import atomic_write_json
 from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy, toy_log_prob
 from difflab.likelihood import ode_nll
 from difflab.losses.vlb import full_bound
-from difflab.reverse import Variance
-from difflab.training import checkpoint as ckpt
 
 #: Seed of the held-out toy draw: neither a training seed nor the sample metrics' references.
 HELD_OUT_SEED = 2_000_003
@@ -54,12 +58,9 @@ def check_likelihood_supported(run: Run) -> None:
             "defines no likelihood; judge its samples with `difflab plot` (or train a "
             "diffusion model, e.g. loss.name = 'simple', to evaluate a likelihood)"
         )
-    if Variance(cfg.model.variance).is_learned and cfg.loss.name == "simple":
-        raise ValueError(
-            f"{run.run_dir}: model.variance = {cfg.model.variance!r} but loss.name = 'simple' "
-            "never trains the variance output, so the bound is meaningless; retrain with "
-            "loss.name = 'hybrid' or 'vlb' (or a fixed variance: 'small' or 'large')"
-        )
+    untrained = untrained_output(cfg)
+    if untrained:
+        raise ValueError(f"{run.run_dir}: the bound is meaningless: {untrained}")
 
 
 def held_out_data(run: Run, *, data_path: str | Path | None, n: int | None) -> np.ndarray:
@@ -68,7 +69,9 @@ def held_out_data(run: Run, *, data_path: str | Path | None, n: int | None) -> n
         x = load_vectors(data_path)
         x = x[:n] if n is not None else x
     elif is_toy(run.data.name):
-        x = sample_toy(run.data.name, n or run.config.evaluate.n, seed=HELD_OUT_SEED)
+        n = n or run.config.evaluate.n
+        check_evaluation_fits(run, n)
+        x = sample_toy(run.data.name, n, seed=HELD_OUT_SEED)
     else:
         raise ValueError(
             f"run {run.run_dir} was trained on a file; pass held-out data with --data FILE"
@@ -82,6 +85,19 @@ def held_out_data(run: Run, *, data_path: str | Path | None, n: int | None) -> n
     return x.reshape(x.shape[0], *shape)
 
 
+def check_evaluation_fits(run: Run, n: int) -> None:
+    """Refuse, before any work, n held-out points whose bound terms (n x (T + 1) float64, and
+    their copy) and a batch of the network's work cannot fit in memory."""
+    batch = min(n, run.config.evaluate.batch_size)
+    needed = n * (run.schedule.T + 1) * 8 * 2 + sampling_bytes(run.config, run.data.shape, batch)
+    require_memory(
+        needed,
+        what=f"evaluating {n} held-out points on {run.schedule.T} bound terms",
+        fix="use a smaller --n",
+        device=run.device,
+    )
+
+
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
@@ -92,18 +108,24 @@ def _batches(x: torch.Tensor, size: int):
         yield x[i : i + size]
 
 
-def bound_per_example(run: Run, x: torch.Tensor, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def bound_per_example(
+    run: Run, x: torch.Tensor, *, seed: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Bound totals (N,) and terms (N, T + 1: L_0..L_{T-1}, then the prior) in model space."""
     gen, denoiser = run.generator(seed), run.denoiser(clip=False)
     totals, terms = [], []
     for batch in _batches(x, run.config.evaluate.batch_size):
-        b = full_bound(denoiser, batch.to(run.device), levels=run.data.levels, generator=gen)
+        b = full_bound(
+            denoiser, batch.to(run.device), levels=run.data.levels, generator=gen, progress=progress
+        )
         totals.append(b.total.cpu().numpy())
         terms.append(torch.cat([b.terms, b.prior[:, None]], 1).cpu().numpy())
     return np.concatenate(totals), np.concatenate(terms)
 
 
-def ode_per_example(run: Run, x: torch.Tensor, *, seed: int) -> tuple[np.ndarray, int]:
+def ode_per_example(
+    run: Run, x: torch.Tensor, *, seed: int, progress: bool = False
+) -> tuple[np.ndarray, int]:
     """ODE NLL (N,) in model space and the solver's number of drift evaluations."""
     ev = run.config.evaluate
     gen, denoiser = run.generator(seed), run.denoiser(clip=False)
@@ -117,6 +139,7 @@ def ode_per_example(run: Run, x: torch.Tensor, *, seed: int) -> tuple[np.ndarray
             method=ev.ode_method,
             exact_max_dim=ev.exact_divergence_max_dim,
             generator=gen,
+            progress=progress,
         )
         out.append(res.nll.cpu().numpy())
         nfe += res.nfe
@@ -131,12 +154,19 @@ def _gaussian_baseline_nats(x_user: np.ndarray) -> float:
 
 
 def evaluate_run(
-    run: Run, *, data_path: str | Path | None = None, n: int | None = None
+    run: Run,
+    *,
+    data_path: str | Path | None = None,
+    n: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Every likelihood number for ``run`` (see the module doc); writes evaluate.json,
-    bound_terms.csv and plots/bound_terms.png into the run directory and returns the summary."""
+    bound_terms.csv and plots/bound_terms.png into the run directory, together once all is
+    computed (``app/outputs.py``: an interruption leaves the previous three as they were),
+    and returns the summary."""
     check_likelihood_supported(run)
     x_user = held_out_data(run, data_path=data_path, n=n)
+    check_evaluation_fits(run, len(x_user))
     x = torch.from_numpy(run.data.encode(x_user)).float()
     N, D = x.shape[0], x[0].numel()
     result: dict[str, Any] = {"run_dir": str(run.run_dir), "step": run.step, "n": N, "dim": D}
@@ -147,9 +177,9 @@ def evaluate_run(
     continuous = LOSSES[run.config.loss.name].continuous
     parts = []
     if not continuous:
-        bound, terms = _timed(result, "bound_s", bound_per_example, run, x)
+        bound, terms = _timed(result, "bound_s", bound_per_example, run, x, progress=progress)
         parts.append(("bound", bound + shift))
-    ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x)
+    ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x, progress=progress)
     ode = ode + shift
     if run.data.levels is not None:  # a density -> the probability of the data's bin
         ode = ode - D * math.log(2.0 / (run.data.levels - 1))
@@ -170,53 +200,54 @@ def evaluate_run(
         result["true_entropy_nats"], result["true_entropy_se"] = _mean_se(neg_log_p)
         for key, values in parts:  # paired: the spread of -log p(x) cancels
             result[f"kl_{key}_nats"], result[f"kl_{key}_se"] = _mean_se(values - neg_log_p)
-    if not continuous:
-        _write_terms(run, terms, result)
-    # 5. the sample metrics
+    # 5. the sample metrics (NaN/inf samples are reported; the likelihoods are kept)
     if run.config.evaluate.n_samples > 0:
-        _sample_numbers(run, result)
-    ckpt.atomic_write_json(run.run_dir / "evaluate.json", result)
+        seed = run.config.evaluate.seed
+        samples, _ = run.sample(run.config.evaluate.n_samples, seed=seed, progress=progress)
+        result.update(scored_samples(run, samples))
+    # 6. everything is computed: the three files replace the previous ones together
+    with Outputs() as outputs:
+        if not continuous:
+            _write_terms(run, terms, result, outputs)
+        atomic_write_json(outputs.stage(run.run_dir / "evaluate.json"), result)
     return result
 
 
-def _timed(result: dict[str, Any], key: str, fn, run: Run, x: torch.Tensor):
+def _timed(result: dict[str, Any], key: str, fn, run: Run, x: torch.Tensor, *, progress: bool):
     """``fn(run, x, seed=evaluate.seed)``, its wall time written to ``result[key]``."""
     t0 = time.perf_counter()
-    out = fn(run, x, seed=run.config.evaluate.seed)
+    out = fn(run, x, seed=run.config.evaluate.seed, progress=progress)
     result[key] = round(time.perf_counter() - t0, 2)
     return out
 
 
-def _sample_numbers(run: Run, result: dict[str, Any]) -> None:
-    """Sample metrics of ``evaluate.n_samples`` samples; diverged samples are reported, and the
-    likelihoods already computed are kept."""
-    samples, _ = run.sample(run.config.evaluate.n_samples, seed=run.config.evaluate.seed)
-    bad = int((~np.isfinite(samples)).any(axis=tuple(range(1, samples.ndim))).sum())
-    if bad:
-        result["sample_metrics"] = None
-        result["sample_metrics_note"] = f"{bad} samples are NaN/inf: the sampler diverged"
-    else:
-        result["sample_metrics"] = sample_metrics(run, samples)
+def scored_samples(run: Run, samples: np.ndarray) -> dict[str, Any]:
+    """``sample_metrics`` of the samples, or None with a ``sample_metrics_note`` naming the
+    likely cause when some are NaN/inf (the likelihoods already computed are kept)."""
+    bad = nonfinite_rows(samples)
+    if not bad:
+        return {"sample_metrics": sample_metrics(run, samples)}
+    note = f"{bad} of {len(samples)} samples are NaN/inf: {nonfinite_cause(run)}"
+    return {"sample_metrics": None, "sample_metrics_note": note}
 
 
-def _write_terms(run: Run, terms: np.ndarray, result: dict[str, Any]) -> None:
+def _write_terms(run: Run, terms: np.ndarray, result: dict[str, Any], outputs: Outputs) -> None:
     """The per-t breakdown: bound_terms.csv (paper time t = index + 1, mean, se) and a plot."""
     from difflab.plots import plot_bound_terms  # matplotlib takes seconds to import
 
     means = terms.mean(0)
     ses = terms.std(0, ddof=1) / math.sqrt(terms.shape[0])
-    path = run.run_dir / "bound_terms.csv"
-    with open(path, "w", newline="") as handle:
+    path, plot = run.run_dir / "bound_terms.csv", run.run_dir / "plots" / "bound_terms.png"
+    with open(outputs.stage(path), "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["term", "t", "mean_nats", "se_nats"])
         for k in range(terms.shape[1] - 1):
             writer.writerow([f"L_{k}", k + 1, f"{means[k]:.8g}", f"{ses[k]:.3g}"])
         writer.writerow(["L_T", run.schedule.T, f"{means[-1]:.8g}", f"{ses[-1]:.3g}"])
-    plots = run.run_dir / "plots"
-    plots.mkdir(exist_ok=True)
+    plot_bound_terms(means[:-1], outputs.stage(plot))
     result["bound_terms_nats"] = [float(v) for v in means[:-1]]
     result["prior_term_nats"] = float(means[-1])
-    result["files"] = [str(path), str(plot_bound_terms(means[:-1], plots / "bound_terms.png"))]
+    result["files"] = [str(path), str(plot)]
 
 
 def format_report(result: dict[str, Any]) -> list[str]:
@@ -273,21 +304,32 @@ def format_report(result: dict[str, Any]) -> list[str]:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``difflab evaluate``."""
-    if args.n is not None and args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+    """``difflab evaluate``: exit 1 when the samples scored came out NaN/inf (the likelihoods
+    are still written)."""
+    check_count(args.n, least=2)
     run = load_run(args.run_dir)
+    check_folder_writable(run.run_dir / "plots", flag=f"evaluate {run.run_dir}")
+    if args.variance is not None:
+        run.override_variance(args.variance)
     if run.data.is_image:
         from difflab.app.evaluate_images import command_images
 
-        return command_images(run, n=args.n or 1000)
-    changes = {k: v for k, v in {"ode_rtol": args.rtol, "ode_atol": args.atol}.items() if v}
+        for flag, value in (("--data", args.data), ("--rtol", args.rtol), ("--atol", args.atol)):
+            if value is not None:
+                raise ValueError(
+                    f"{flag} does not apply to image runs: they are evaluated on their test "
+                    "split by the bound (no ODE); drop it"
+                )
+        return command_images(run, n=args.n or 1000, progress=not args.quiet)
+    changes = {"ode_rtol": args.rtol, "ode_atol": args.atol}
+    changes = {k: v for k, v in changes.items() if v is not None}
     if changes:
         run.config = run.config.replace("evaluate", **changes)
-    if args.variance is not None:
-        run.override_variance(args.variance)
-    result = evaluate_run(run, data_path=args.data, n=args.n)
+    result = evaluate_run(run, data_path=args.data, n=args.n, progress=not args.quiet)
     for line in format_report(result):
         print(line)
     print(f"wrote {run.run_dir / 'evaluate.json'}")
+    if result.get("sample_metrics_note"):
+        print(f"difflab: warning: {result['sample_metrics_note']}", file=sys.stderr)
+        return 1
     return 0

@@ -10,17 +10,19 @@ error reported is over images.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
 import torch
 
 from difflab.app.datasets import build_image_split
-from difflab.app.quality import format_metrics, sample_metrics
+from difflab.app.quality import format_metrics
 from difflab.app.registry import LOSSES
 from difflab.app.run import Run
+from difflab.atomic import atomic_write_json
+from difflab.digits_quality import check_classifier_cache
 from difflab.losses.vlb import full_bound
-from difflab.training import checkpoint as ckpt
 
 
 def split_bits_per_dim(
@@ -30,6 +32,7 @@ def split_bits_per_dim(
     batch_size: int = 500,
     seed: int = 0,
     max_images: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The bound in bits/dim on ``split`` of an image run's data, with its parts.
 
@@ -58,7 +61,9 @@ def split_bits_per_dim(
     t0 = time.perf_counter()
     run.model.eval()
     for batch in x.split(batch_size):
-        bound = full_bound(denoiser, batch.to(device), levels=levels, generator=generator)
+        bound = full_bound(
+            denoiser, batch.to(device), levels=levels, generator=generator, progress=progress
+        )
         parts["total"].append(bound.total.cpu() / scale)
         parts["prior"].append(bound.prior.cpu() / scale)
         parts["decoder"].append(bound.terms[:, 0].cpu() / scale)
@@ -81,31 +86,47 @@ def split_bits_per_dim(
 
 
 def evaluate_image_run(
-    run: Run, *, n_samples: int = 1000, batch_size: int = 500, seed: int = 0
+    run: Run,
+    *,
+    n_samples: int = 1000,
+    batch_size: int = 500,
+    seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Test-split bits/dim of an image run (the bound with the data's discretized decoder),
     and for the digits the quality metric of ``n_samples`` samples (0: skip); written to
-    ``run_dir/evaluate.json`` and returned."""
+    ``run_dir/evaluate.json`` (once all is computed) and returned."""
+    from difflab.app.evaluate import scored_samples
+
+    scores = run.config.data.name == "digits" and n_samples > 0
+    if scores:
+        check_classifier_cache()  # before the work: a cache path that is a file fails now
     result: dict[str, Any] = {"run_dir": str(run.run_dir), "step": run.step}
-    result["bits_per_dim"] = split_bits_per_dim(run, batch_size=batch_size, seed=seed)
-    if run.config.data.name == "digits" and n_samples > 0:
-        samples, _ = run.sample(n_samples, seed=seed + 1)
-        result["sample_metrics"] = sample_metrics(run, samples)
-    ckpt.atomic_write_json(run.run_dir / "evaluate.json", result)
+    result["bits_per_dim"] = split_bits_per_dim(
+        run, batch_size=batch_size, seed=seed, progress=progress
+    )
+    if scores:
+        samples, _ = run.sample(n_samples, seed=seed + 1, progress=progress)
+        result.update(scored_samples(run, samples))
+    atomic_write_json(run.run_dir / "evaluate.json", result)
     return result
 
 
-def command_images(run: Run, *, n: int) -> int:
-    """``difflab evaluate`` on an image run: print and write the results."""
-    result = evaluate_image_run(run, n_samples=n)
+def command_images(run: Run, *, n: int, progress: bool = False) -> int:
+    """``difflab evaluate`` on an image run: print and write the results (exit 1 when the
+    samples scored are NaN/inf)."""
+    result = evaluate_image_run(run, n_samples=n, progress=progress)
     bpd = result["bits_per_dim"]
     print(
         f"test bits/dim (bound): {bpd['bits_per_dim_bound']:.4f} +- {bpd['stderr']:.4f} "
         f"({bpd['n_images']} images, {bpd['levels']} levels, T = {bpd['T']})"
     )
     print(f"  prior {bpd['prior']:.4f}, decoder {bpd['decoder']:.4f}, KL terms {bpd['kl']:.4f}")
-    if "sample_metrics" in result:
+    if result.get("sample_metrics"):
         for line in format_metrics(result["sample_metrics"]):
             print("  " + line)
     print(f"wrote {run.run_dir / 'evaluate.json'}")
+    if result.get("sample_metrics_note"):
+        print(f"difflab: warning: {result['sample_metrics_note']}", file=sys.stderr)
+        return 1
     return 0

@@ -18,8 +18,12 @@ import torch
 
 from difflab.app.build import build_sigmas, grid_range, noise_level_score
 from difflab.app.datasets import REFERENCE_SEED, build_dataset, build_image_split, reference_data
+from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.registry import DIFFUSION, LADDER, LOSSES
+from difflab.app.resources import check_sampling_fits
 from difflab.app.run import Run, load_run
+from difflab.app.sample import check_count, require_finite
+from difflab.app.sections import check_seed
 from difflab.training.metrics_log import read_metrics
 
 
@@ -48,8 +52,28 @@ def score_field(run: Run) -> ScoreField:
     return ScoreField(lambda x: denoiser.score(x, t), process.alpha(t), process.sigma(t))
 
 
-def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = None) -> list[Path]:
-    """Every figure for a run, written into ``run_dir/plots``."""
+def plot_run(
+    run: Run,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    out_dir: Path | None = None,
+    progress: bool = False,
+) -> list[Path]:
+    """Every figure for a run, written into ``run_dir/plots`` together once all are drawn
+    (an error or Ctrl-C leaves the previous figures as they were); returns their paths."""
+    out_dir = out_dir or run.run_dir / "plots"
+    check_folder_writable(out_dir, flag=f"plot {run.run_dir}")
+    draw = plot_image_run if run.data.is_image else plot_vector_run
+    with Outputs() as outputs:
+        draw(run, n=n, seed=seed, out_dir=out_dir, outputs=outputs, progress=progress)
+    return outputs.written
+
+
+def plot_vector_run(
+    run: Run, *, n: int, seed: int, out_dir: Path, outputs: Outputs, progress: bool = False
+) -> None:
+    """Vector runs' figures (see the module doc), staged in ``outputs``."""
     from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
         panel_labels,
         plot_data,
@@ -60,37 +84,32 @@ def plot_run(run: Run, *, n: int = 2000, seed: int = 0, out_dir: Path | None = N
         plot_samples_vs_data,
     )
 
-    out_dir = out_dir or run.run_dir / "plots"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if run.data.is_image:
-        return plot_image_run(run, n=n, seed=seed, out_dir=out_dir)
+    check_sampling_fits(run.config, run.data.shape, n, run.device)  # before the data draw
     data = reference_data(run.data.name, n, seed=REFERENCE_SEED)
     if data is None:
         data = run.data.decode(build_dataset(run.config.data).x[:n].numpy())
     model_data = run.data.encode(data)
     cfg = run.config
-    samples, chain = run.sample(n, seed=seed, record=panel_labels)
-    paths = [plot_data(data, out_dir / "data.png", title=f"data: {run.data.name}")]
+    samples, chain = run.sample(n, seed=seed, record=panel_labels, progress=progress)
+    require_finite(run, samples)
+    plot_data(data, outputs.stage(out_dir / "data.png"), title=f"data: {run.data.name}")
     trains = LOSSES[cfg.loss.name].trains
     if trains == LADDER:
         sigmas = build_sigmas(cfg).tolist()
-        paths.append(plot_noise_levels(sigmas, model_data, out_dir / "forward.png"))
+        plot_noise_levels(sigmas, model_data, outputs.stage(out_dir / "forward.png"))
     elif LOSSES[cfg.loss.name].continuous:
-        paths.append(plot_continuous_forward(run, model_data, out_dir / "forward.png", seed=seed))
+        forward = outputs.stage(out_dir / "forward.png")
+        plot_continuous_forward(run, model_data, forward, seed=seed)
     elif trains == DIFFUSION:
-        paths.append(plot_forward(run.schedule, model_data, out_dir / "forward.png", seed=seed))
-    paths += [
-        plot_reverse(
-            chain.trajectory, out_dir / "reverse.png", title=f"{cfg.sample.sampler} chain"
-        ),
-        plot_samples_vs_data(samples, data, out_dir / "samples.png"),
-    ]
+        plot_forward(run.schedule, model_data, outputs.stage(out_dir / "forward.png"), seed=seed)
+    title = f"{cfg.sample.sampler} chain"
+    plot_reverse(chain.trajectory, outputs.stage(out_dir / "reverse.png"), title=title)
+    plot_samples_vs_data(samples, data, outputs.stage(out_dir / "samples.png"))
     if model_data.shape[1] == 2:
-        paths += plot_score(run, model_data, out_dir, seed=seed)
+        plot_score(run, model_data, out_dir, seed=seed, outputs=outputs)
     rows = read_metrics(run.run_dir)
     if rows:
-        paths.append(plot_loss(rows, out_dir / "loss.png"))
-    return paths
+        plot_loss(rows, outputs.stage(out_dir / "loss.png"))
 
 
 def plot_continuous_forward(run: Run, x0: np.ndarray, path: Path, *, seed: int) -> Path:
@@ -105,7 +124,7 @@ def plot_continuous_forward(run: Run, x0: np.ndarray, path: Path, *, seed: int) 
 
 
 def _image_forward(run: Run, x0: np.ndarray, path: Path, *, seed: int) -> Path:
-    from difflab.plots import plot_image_forward, plot_image_forward_levels
+    from difflab.image_plots import plot_image_forward, plot_image_forward_levels
 
     if not LOSSES[run.config.loss.name].continuous:
         return plot_image_forward(run.schedule, x0, path, seed=seed)
@@ -122,11 +141,19 @@ def reference_log_prob(model_data: np.ndarray, *, scale: float, noise_std: float
     return mixture_log_prob(fit_gaussian_mixture(model_data), scale=scale, noise_std=noise_std)
 
 
-def plot_score(run: Run, model_data: np.ndarray, out_dir: Path, *, seed: int = 0) -> list[Path]:
+def plot_score(
+    run: Run, model_data: np.ndarray, out_dir: Path, *, seed: int = 0, outputs: Outputs
+) -> None:
     """score.png: the learned score field beside the reference score of the same noise level;
-    trajectories.png: a few sampler chains drawn as arrows over the learned field (model space)."""
+    trajectories.png: four sampler chains drawn as paths over the learned field (model space)."""
     from difflab.density import score_of
-    from difflab.plots import data_limits, plot_score_fields, plot_trajectories, score_grid
+    from difflab.plots import (
+        data_limits,
+        panel_labels,
+        plot_score_fields,
+        plot_trajectories,
+        score_grid,
+    )
 
     field = score_field(run)
     grid = score_grid(data_limits(model_data))
@@ -136,58 +163,57 @@ def plot_score(run: Run, model_data: np.ndarray, out_dir: Path, *, seed: int = 0
     log_prob = reference_log_prob(model_data, scale=field.scale, noise_std=field.noise_std)
     reference = score_of(log_prob, torch.from_numpy(grid)).numpy()
     level = f"noise std {field.noise_std:.3g}" if field.noise_std else "no noise"
-    score_path = plot_score_fields(
+    plot_score_fields(
         grid,
         [
             (f"learned score ({level})", learned),
             (f"reference score: Gaussian-mixture fit ({level})", reference),
         ],
         model_data,
-        out_dir / "score.png",
+        outputs.stage(out_dir / "score.png"),
     )
-    _, chain = run.sample(8, seed=seed + 1, record=lambda labels: labels)
-    trajectories = plot_trajectories(
+    _, chain = run.sample(4, seed=seed + 1, record=lambda labels: panel_labels(labels, 25))
+    plot_trajectories(
         chain.trajectory,
         grid,
         learned,
-        out_dir / "trajectories.png",
+        outputs.stage(out_dir / "trajectories.png"),
         title=f"{run.config.sample.sampler} chains over the learned score",
         data=model_data,
     )
-    return [score_path, trajectories]
 
 
-def plot_image_run(run: Run, *, n: int, seed: int, out_dir: Path) -> list[Path]:
+def plot_image_run(
+    run: Run, *, n: int, seed: int, out_dir: Path, outputs: Outputs, progress: bool = False
+) -> None:
     """Image runs: grids of training images and samples (n each, at most 100), forward and
     reverse trajectories (8 rows, 10 times from 0 to T) and the loss curve."""
-    from difflab.plots import (  # matplotlib takes seconds to import: only when plotting
-        panel_labels,
-        plot_image_reverse,
-        plot_loss,
-        save_image_grid,
-    )
+    from difflab.image_plots import plot_image_grid, plot_image_reverse
+    from difflab.plots import panel_labels, plot_loss
 
     n = min(n, 100)
     data = build_image_split(run.config.data, "train").x[:n].numpy()
-    samples, _ = run.sample(n, seed=seed)
+    samples, _ = run.sample(n, seed=seed, progress=progress)
+    require_finite(run, samples)
     _, chain = run.sample(8, seed=seed + 1, record=panel_labels)
-    paths = [
-        save_image_grid(data, out_dir / "data.png"),
-        _image_forward(run, data[:8], out_dir / "forward.png", seed=seed),
-        plot_image_reverse(chain.trajectory, out_dir / "reverse.png"),
-        save_image_grid(samples, out_dir / "samples.png"),
-    ]
+    sampler = run.config.sample.sampler
+    plot_image_grid(data, outputs.stage(out_dir / "data.png"), title=f"training images ({n})")
+    _image_forward(run, data[:8], outputs.stage(out_dir / "forward.png"), seed=seed)
+    plot_image_reverse(
+        chain.trajectory, outputs.stage(out_dir / "reverse.png"), title=f"{sampler} chains"
+    )
+    title = f"samples ({n}, {sampler}, step {run.step})"
+    plot_image_grid(samples, outputs.stage(out_dir / "samples.png"), title=title)
     rows = read_metrics(run.run_dir)
     if rows:
-        paths.append(plot_loss(rows, out_dir / "loss.png"))
-    return paths
+        plot_loss(rows, outputs.stage(out_dir / "loss.png"))
 
 
 def command(args: argparse.Namespace) -> int:
     """``difflab plot``."""
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+    check_count(args.n, least=2)
+    check_seed(args.seed, "--seed")
     run = load_run(args.run_dir)
-    for path in plot_run(run, n=args.n, seed=args.seed):
+    for path in plot_run(run, n=args.n, seed=args.seed, progress=not args.quiet):
         print(path)
     return 0

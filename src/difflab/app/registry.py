@@ -87,9 +87,11 @@ class SamplerEntry:
 @dataclass(frozen=True)
 class LossEntry:
     """``fn(**keys, **uses, **fixed)`` is the objective; it ``trains`` a model of that kind,
-    sampled by ``default_sampler``; ``requires`` lists config values it cannot do without;
-    ``continuous``: a continuous-time formulation (formulation.py), whose objective carries the
-    ``formulation`` samplers read and its ``noise_input``, instead of the discrete schedule."""
+    sampled by ``default_sampler``; ``requires`` lists config values it cannot do without
+    (the first is taken when the user sets none); ``never_trains``: config values whose
+    output this loss leaves untrained (``difflab train`` refuses them); ``continuous``: a
+    continuous-time formulation (formulation.py), whose objective carries the ``formulation``
+    samplers read and its ``noise_input``, instead of the discrete schedule."""
 
     fn: Callable[..., Any]
     trains: str
@@ -99,6 +101,7 @@ class LossEntry:
     uses: tuple[str, ...] = ()
     fixed: dict[str, Any] = field(default_factory=dict)
     requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    never_trains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     continuous: bool = False
 
 
@@ -175,7 +178,7 @@ _FIXED = {"model.variance": ("large", "small")}  # continuous formulations learn
 LOSSES: dict[str, LossEntry] = {
     "simple": LossEntry(
         SimpleObjective, DIFFUSION, "DDPM's noise-prediction loss", "ddpm",
-        keys=("timesteps",), uses=_DIFFUSION_USES,
+        keys=("timesteps",), uses=_DIFFUSION_USES, never_trains={"model.variance": _LEARNED},
     ),
     "vlb": LossEntry(
         VLBObjective, DIFFUSION, "the variational bound", "ddpm",
@@ -319,6 +322,29 @@ def lookup(key: str, name: str) -> Any:
 def names(table: dict[str, Any], **match: Any) -> list[str]:
     """The names of the rows whose fields equal ``match`` (e.g. ``needs="diffusion"``)."""
     return [n for n, row in table.items() if all(getattr(row, k) == v for k, v in match.items())]
+
+
+def model_kind(loss_name: str) -> str:
+    """The kind of network a loss trains: a diffusion network, or a score network (NCSN's
+    noise-conditional ladder is a score network too)."""
+    return DIFFUSION if LOSSES[loss_name].trains == DIFFUSION else SCORE
+
+
+def data_kind(data_name: str) -> str:
+    """ "image" for image sources, "vector" for the others."""
+    return "image" if DATASETS[data_name].source == "image" else "vector"
+
+
+def following_defaults(loss_name: str, data_name: str) -> dict[str, Any]:
+    """The values that follow from the loss and the data when the user sets none of them: a
+    network of the kind the loss trains for that kind of data (the first such row), the
+    loss's sampler, and the first allowed value of each key the loss requires."""
+    out: dict[str, Any] = {"sample.sampler": LOSSES[loss_name].default_sampler}
+    models = names(MODELS, kind=model_kind(loss_name), data=data_kind(data_name))
+    if models:
+        out["model.name"] = models[0]
+    out.update({key: allowed[0] for key, allowed in LOSSES[loss_name].requires.items()})
+    return out
 
 
 def keys_read(key: str, name: str) -> set[str]:

@@ -6,6 +6,7 @@ and the newest complete checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from difflab.app.build import (
     generate,
 )
 from difflab.app.config import Config
-from difflab.app.config_files import config_from_json
+from difflab.app.config_files import config_from_dict, config_from_json
+from difflab.app.resources import check_sampling_fits
 from difflab.app.schedule_file import TunedSchedule, fingerprint, read_schedule, schedule_path
 from difflab.choices import parse_enum
 from difflab.data.dataset import Dataset
@@ -32,6 +34,7 @@ from difflab.samplers import ChainResult
 from difflab.samplers._chain import Record
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
+from difflab.training.manifest import read_manifest
 
 
 @dataclass
@@ -128,6 +131,7 @@ class Run:
     ) -> tuple[np.ndarray, ChainResult]:
         """``n`` samples in the user's data space (normalisation undone) and the chain result
         (model space, trajectory recorded at the labels ``record`` picks)."""
+        check_sampling_fits(self.config, self.data.shape, n, self.device)
         generator = self.generator(seed) if seed is not None else None
         self.model.eval()
         cfg, tuned = self.config, self.tuned_schedule()
@@ -160,23 +164,69 @@ def require_run_dir(run_dir: str | Path) -> Path:
     return path
 
 
-def load_run(run_dir: str | Path, *, use_ema: bool | None = None, device: str = "cpu") -> Run:
-    """Load a run's newest complete checkpoint (EMA weights unless ``sample.use_ema`` is false)."""
+#: Config keys that may change after training without changing the model: how it trains on,
+#: samples and is evaluated, and where the data file lives (its values are checked by SHA-256).
+FREE_AFTER_TRAINING = ("train.", "sample.", "evaluate.", "data.path:")
+
+
+def recorded_config_differences(recorded: dict[str, Any] | None, cfg: Config) -> list[str]:
+    """``section.key: recorded -> now`` between a checkpoint's recorded config (filled with
+    today's defaults for keys added since it was written) and ``cfg``."""
+    if not isinstance(recorded, dict):
+        return []
+    with contextlib.suppress(ValueError):  # else compare as written: the diffs name the keys
+        recorded = config_from_dict(recorded).to_dict()
+    return ckpt.config_differences(recorded, cfg.to_dict())
+
+
+def model_config_differences(recorded: dict[str, Any] | None, cfg: Config) -> list[str]:
+    """The differences that change the model (data, schedule, network, loss)."""
+    diffs = recorded_config_differences(recorded, cfg)
+    return [d for d in diffs if not d.startswith(FREE_AFTER_TRAINING)]
+
+
+def check_matches_checkpoint(cfg: Config, meta: dict[str, Any], checkpoint: Path) -> None:
+    """A one-line error when config.json describes another model than the checkpoint's own
+    record of its training config (T, schedule or prediction edited by hand, say)."""
+    diffs = model_config_differences(meta.get("config"), cfg)
+    if diffs:
+        run_dir = checkpoint.parent.parent
+        raise ckpt.CheckpointError(
+            f"{run_dir / 'config.json'} no longer matches checkpoint {checkpoint.name}, which "
+            f"was trained with other values ({'; '.join(diffs[:3])}); restore config.json "
+            "(the checkpoint's meta.json records the training config)"
+        )
+
+
+def load_run(
+    run_dir: str | Path,
+    *,
+    use_ema: bool | None = None,
+    device: str = "cpu",
+    check_weights: bool = True,
+) -> Run:
+    """Load a run's newest complete checkpoint (EMA weights unless ``sample.use_ema`` is false),
+    after checking that config.json, the manifest and the checkpoint agree and (unless
+    ``check_weights`` is false) that the weights are finite."""
     path = require_run_dir(run_dir)
     config = config_from_json(path / "config.json")
-    manifest = ckpt.read_manifest(path)
+    manifest = read_manifest(path)
     data = Dataset.from_info(manifest["data"])
-    schedule = build_schedule(config.schedule, warn=False)
-    model = build_model(config, data.shape)
     found = ckpt.checkpoint_dirs(path)
     if not found:
         raise ckpt.CheckpointError(f"{path} has no complete checkpoint; train it first")
     latest = found[-1]
-    ckpt.verify_checkpoint(latest)
+    meta = ckpt.verify_checkpoint(latest)
+    check_matches_checkpoint(config, meta, latest)
+    schedule = build_schedule(config.schedule, warn=False)
+    model = build_model(config, data.shape)
     use_ema = config.sample.use_ema if use_ema is None else use_ema
     weights_file = latest / ("ema.safetensors" if use_ema else "model.safetensors")
-    ckpt.load_model_weights(model, ckpt.load_weights(weights_file), weights_file)
-    step = ckpt.read_meta(latest)["step"]
+    weights = ckpt.load_weights(weights_file)
+    if check_weights:
+        ckpt.check_finite_weights(weights, weights_file)
+    ckpt.load_model_weights(model, weights, weights_file)
+    step = meta["step"]
     return Run(
         path, config, schedule.to(device), model.to(device).eval(), data, step, latest,
         weights_file.name,

@@ -1,4 +1,9 @@
-"""``difflab sample``: draw samples from a trained run and write them where the user reads them."""
+"""``difflab sample``: draw samples from a trained run and write them where the user reads them.
+
+The output paths are checked before sampling (an existing file is replaced only with
+``--overwrite``); samples that are not all finite are never written: the command ends with a
+one-line error naming the likely cause (:func:`require_finite`), exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from difflab.app.registry import SAMPLERS
+from difflab.app.config import untrained_output
+from difflab.app.outputs import Outputs, check_writable
+from difflab.app.registry import DIFFUSION, SAMPLERS
 from difflab.app.run import Run, load_run
+from difflab.app.sections import check_seed
 from difflab.data.files import check_output_path, save_vectors
 from difflab.data.images import check_image_output_path, save_image_array, to_user_space
 
@@ -16,9 +24,13 @@ from difflab.data.images import check_image_output_path, save_image_array, to_us
 GRID_MAX = 400
 
 
+class NonFiniteSamplesError(ValueError):
+    """A sampler produced NaN/inf values (user-facing, one line, names the likely cause)."""
+
+
 def save_samples(run: Run, samples: np.ndarray, path: str | Path) -> None:
     """Write samples where the user reads them: images as .npy integers (N, H, W[, C]) in
-    0..levels-1, like the input data; vectors as .npy or .csv (N, D)."""
+    0..levels-1, like the input data; vectors as .npy or .csv (N, D, with a header row)."""
     if run.data.is_image:
         assert run.data.levels is not None
         save_image_array(path, to_user_space(samples, run.data.levels))
@@ -26,19 +38,73 @@ def save_samples(run: Run, samples: np.ndarray, path: str | Path) -> None:
         save_vectors(path, samples)
 
 
-def check_sampler_flags(run: Run, flags: dict[str, object]) -> None:
-    """A one-line error for a flag the run's sampler does not read (e.g. --eta with heun):
-    ``flags`` maps a sample.* key to the flag's value (None: not given)."""
-    sampler = run.config.sample.sampler
-    row = SAMPLERS[sampler]
+def nonfinite_cause(run: Run) -> str:
+    """The likely reason the run's sampler produced NaN/inf values, and what to change."""
+    cfg = run.config
+    config_file = run.run_dir / "config.json"
+    untrained = untrained_output(cfg)
+    if untrained:
+        return untrained
+    sampler = SAMPLERS[cfg.sample.sampler]
+    if sampler.needs != DIFFUSION:
+        step = cfg.sample.step_size if cfg.sample.step_size is not None else "its default"
+        return (
+            f"the Langevin step (sample.step_size = {step}) is too large for this score model; "
+            f"set a smaller sample.step_size (e.g. a tenth) in {config_file}"
+        )
+    if "snr" in sampler.keys:
+        return (
+            f"the corrector's step (sample.snr = {cfg.sample.snr}) is too large; lower "
+            f"sample.snr in {config_file} or use --sampler ddpm"
+        )
+    return (
+        "the network's predictions blow up along the chain (an undertrained or diverged model, "
+        f"or a schedule whose x_T is not noise): see `difflab doctor {run.run_dir}`"
+    )
+
+
+def nonfinite_rows(samples: np.ndarray) -> int:
+    """How many samples (rows of the first axis) hold a NaN or inf."""
+    flat = np.asarray(samples).reshape(len(samples), -1)
+    return int((~np.isfinite(flat)).any(axis=1).sum())
+
+
+def require_finite(run: Run, samples: np.ndarray) -> None:
+    """A one-line NonFiniteSamplesError, naming the likely cause, if any sample is NaN/inf."""
+    bad = nonfinite_rows(samples)
+    if bad:
+        raise NonFiniteSamplesError(
+            f"{bad} of {len(samples)} samples are NaN/inf ({run.config.sample.sampler} diverged), "
+            f"so nothing was written; likely cause: {nonfinite_cause(run)}"
+        )
+
+
+def check_sampler_flags(
+    run: Run,
+    flags: dict[str, object],
+    samplers: list[str] | None = None,
+    *,
+    sampler_flag: str = "--sampler",
+) -> None:
+    """A one-line error for a flag none of ``samplers`` reads (default: the run's sampler),
+    e.g. --eta with heun: ``flags`` maps a sample.* key to the flag's value (None: not
+    given); the fix names ``sampler_flag``."""
+    names = samplers or [run.config.sample.sampler]
     for key, value in flags.items():
-        if value is not None and key not in row.keys:
+        if value is not None and not any(key in SAMPLERS[name].keys for name in names):
             readers = [name for name, r in SAMPLERS.items() if key in r.keys]
             which, flag = " or ".join(readers), key.replace("_", "-")
+            plural = "s" if len(readers) > 1 else ""
             raise ValueError(
-                f"--{flag} applies to the {which} sampler{'s' if len(readers) > 1 else ''} only, "
-                f"not {sampler!r}; add --sampler {readers[0]} or drop --{flag}"
+                f"--{flag} applies to the {which} sampler{plural} only, not "
+                f"{', '.join(map(repr, names))}; add {sampler_flag} {readers[0]} or drop --{flag}"
             )
+
+
+def check_count(n: int | None, flag: str = "--n", *, least: int = 1) -> None:
+    """A one-line error for a sample count below ``least``."""
+    if n is not None and n < least:
+        raise ValueError(f"{flag} must be >= {least}, got {n}")
 
 
 def level_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -74,18 +140,11 @@ def check_tuned_flags(tuned, args: argparse.Namespace) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """``difflab sample``."""
-    from difflab.plots import save_image_grid  # matplotlib takes seconds to import
+    from difflab.image_plots import save_image_grid  # matplotlib takes seconds to import
 
-    if args.n is not None and args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
+    check_count(args.n)
+    check_seed(args.seed, "--seed")
     run = load_run(args.run_dir)
-    out = Path(args.out) if args.out else run.run_dir / "samples.npy"
-    (check_image_output_path if run.data.is_image else check_output_path)(out)
-    if args.grid and not run.data.is_image:
-        raise ValueError("--grid draws image samples; this run's data are vectors (use plot)")
-    grid = Path(args.grid) if args.grid else None
-    if grid is not None and (grid.suffix.lower() != ".png" or not grid.parent.is_dir()):
-        raise ValueError(f"--grid {grid}: give a .png file in an existing directory")
     levels = level_overrides(args)
     run.override_sampling(
         sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing,
@@ -97,11 +156,24 @@ def command(args: argparse.Namespace) -> int:
         run.override_sampling(sampler=tuned.sampler)
     flags = {"eta": args.eta, **{k: v for k, v in levels.items() if k.startswith("s_")}}
     check_sampler_flags(run, flags)
+    out = Path(args.out) if args.out else run.run_dir / "samples.npy"
+    check_writable(out, overwrite=args.overwrite)
+    (check_image_output_path if run.data.is_image else check_output_path)(out)
+    if args.grid and not run.data.is_image:
+        raise ValueError("--grid draws image samples; this run's data are vectors (use plot)")
+    grid = Path(args.grid) if args.grid else None
+    if grid is not None:
+        if grid.suffix.lower() != ".png":
+            raise ValueError(f"--grid {grid}: give a .png file")
+        check_writable(grid, flag="--grid", overwrite=args.overwrite)
     n = args.n or run.config.sample.n
     samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
-    save_samples(run, samples, out)
+    require_finite(run, samples)
+    with Outputs() as outputs:
+        save_samples(run, samples, outputs.stage(out))
+        if grid is not None:
+            save_image_grid(samples[:GRID_MAX], outputs.stage(grid))
     print(f"wrote {n} samples to {out}")
     if grid is not None:
-        save_image_grid(samples[:GRID_MAX], grid)
         print(f"wrote a grid of {min(n, GRID_MAX)} samples to {grid}")
     return 0

@@ -67,6 +67,18 @@ class Precision(StrEnum):
 #: Upper bounds that keep a typo from allocating the machine's memory.
 MAX_T = 100_000
 MAX_N_TRAIN = 10_000_000
+#: Seeds are integers in [0, MAX_SEED] (what torch and numpy generators both accept).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: int, key: str) -> None:
+    """A one-line error unless ``value`` is a seed both torch and numpy accept."""
+    _check(
+        isinstance(value, int) and 0 <= value <= MAX_SEED,
+        key,
+        value,
+        f"an integer in [0, 2**63 - 1 = {MAX_SEED}]",
+    )
 
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -292,6 +304,8 @@ class TrainConfig:
     training (0: off; default 5), always at the end; the newest ``keep_checkpoints`` are kept.
     ``tensorboard``: also log to RUN_DIR/tensorboard/ (scalars, the loss by quartile of t, a
     sample figure at every checkpoint; needs ``pip install 'difflab[tensorboard]'``).
+    ``threads``: intra-op CPU threads (0: as many as there are idle cores, see
+    ``app/resources.choose_threads``).
     """
 
     steps: int = 8000
@@ -313,9 +327,17 @@ class TrainConfig:
     max_nonfinite: int = 10
     precision: str = "float32"
     tensorboard: bool = False
+    threads: int = 0
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")
+        check_seed(self.seed, "train.seed")
+        _check(
+            0 <= self.threads <= 1024,
+            "train.threads",
+            self.threads,
+            "an integer in [0, 1024] (0: automatic, see docs/performance.md)",
+        )
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         _check(0 < self.lr < 10, "train.lr", self.lr, "a number in (0, 10)")
         _check(0 <= self.ema_decay < 1, "train.ema_decay", self.ema_decay, "a number in [0, 1)")
@@ -507,3 +529,4 @@ class EvaluateConfig:
             "an integer >= 0",
         )
         _check(self.n_samples >= 0, "evaluate.n_samples", self.n_samples, ">= 0 (0: skip)")
+        check_seed(self.seed, "evaluate.seed")

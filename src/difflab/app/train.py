@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from difflab.app.build import build_model, build_objective, build_schedule, count_parameters
-from difflab.app.config import Config
+from difflab.app.config import Config, check_trainable
 from difflab.app.config_files import (
     apply_overrides,
     config_from_dict,
@@ -23,8 +21,11 @@ from difflab.app.config_files import (
     load_config,
 )
 from difflab.app.datasets import build_dataset
+from difflab.app.outputs import describe_os_error
 from difflab.app.registry import LOSSES
-from difflab.app.run import require_run_dir
+from difflab.app.resources import available_bytes, check_training_fits, choose_threads, gib
+from difflab.app.run import recorded_config_differences, require_run_dir
+from difflab.app.run_dir import check_new_run_dir, claim_new_run_dir, lock_run_dir
 from difflab.app.tensorboard import check_tensorboard, tensorboard_log
 from difflab.data.dataset import Dataset
 from difflab.losses.base import Objective
@@ -36,7 +37,9 @@ from difflab.training.distributed import (
     is_main_process,
     shutdown_distributed,
 )
+from difflab.training.manifest import read_manifest, write_manifest
 from difflab.training.metrics_log import truncate_metrics
+from difflab.training.run_lock import RunLock
 from difflab.training.trainer import Trainer, TrainSummary
 
 #: Keys ``--set`` may change when resuming; everything else is fixed by the checkpoint.
@@ -49,24 +52,17 @@ RESUME_KEYS = (
     "log_every",
     "max_nonfinite",
     "device",
+    "threads",
 )
 
 
-def new_run_dir(out: str | Path | None, cfg: Config) -> Path:
-    """The run directory to create: ``out``, or runs/<time>-<data>; never an existing run."""
-    path = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.data.name}"
-    if path.exists() and any(path.iterdir()):
-        raise ckpt.CheckpointError(
-            f"{str(path)!r} already exists and is not empty; choose another --out "
-            "(nothing was overwritten)"
-        )
-    return path
-
-
 def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module, Objective]:
-    """Data, schedule, freshly initialised network (seeded) and objective for ``cfg``."""
+    """Data, schedule, freshly initialised network (seeded) and objective for ``cfg``; the
+    memory estimate is checked before the network is built."""
+    check_trainable(cfg)
     torch.manual_seed(cfg.train.seed)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
+    check_training_fits(cfg, dataset.shape, dataset.x.shape[0], _device(cfg.train.device))
     schedule = build_schedule(cfg.schedule)
     model = build_model(cfg, dataset.shape)
     return dataset, schedule, model, build_objective(cfg, schedule, levels=dataset.levels)
@@ -96,9 +92,12 @@ def data_info(dataset: Dataset) -> dict[str, Any]:
     return {**dataset.info(), "sha256": digest}
 
 
-def _trainer(cfg: Config, run_dir: Path, *, progress: bool) -> tuple[Trainer, Dataset]:
+def _trainer(
+    cfg: Config, run_dir: Path | None, *, progress: bool, threads: int | None = None
+) -> tuple[Trainer, Dataset]:
     check_tensorboard(cfg)
     dist_ctx, device = init_distributed(_device(cfg.train.device))
+    torch.set_num_threads(threads or choose_threads(cfg.train.threads))
     dataset, _, model, objective = build_training(cfg)
     trainer = Trainer(
         model,
@@ -136,14 +135,25 @@ def train_run(
     """
     dist_ctx, _ = init_distributed(_device(cfg.train.device))
     cfg = resolve_data_scale(cfg)
-    run_dir = dist_ctx.on_main(lambda: new_run_dir(out, cfg))
-    trainer, dataset = _trainer(cfg, run_dir, progress=progress)
-    if dist_ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_bytes(run_dir / "config.json", cfg.to_json().encode())
-        ckpt.write_manifest(run_dir, data_info(dataset))
+    dist_ctx.on_main(lambda: check_new_run_dir(out))
+    trainer, dataset = _trainer(cfg, None, progress=progress)
+    locks: list[RunLock] = []  # rank 0's lock on the run directory, held until training ends
+
+    def claim() -> Path:
+        path, lock = claim_new_run_dir(out, cfg.data.name)
+        locks.append(lock)
+        ckpt.atomic_write_bytes(path / "config.json", cfg.to_json().encode())
+        write_manifest(path, data_info(dataset))
+        return path
+
+    run_dir = dist_ctx.on_main(claim)
+    trainer.set_run_dir(run_dir)
     _attach_tensorboard(trainer, cfg)
-    return run_dir, trainer.fit()
+    try:
+        return run_dir, trainer.fit()
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> Config:
@@ -161,16 +171,6 @@ def resume_config(run_dir: Path, overrides: list[str]) -> Config:
     return config_from_dict(apply_overrides(cfg.to_dict(), overrides))
 
 
-def recorded_config_differences(recorded: dict[str, Any] | None, cfg: Config) -> list[str]:
-    """``section.key: recorded -> now`` between a checkpoint's recorded config (filled with
-    today's defaults for keys added since it was written) and ``cfg``."""
-    if recorded is None:
-        return []
-    with contextlib.suppress(ValueError):  # else compare as written: the diffs name the keys
-        recorded = config_from_dict(recorded).to_dict()
-    return ckpt.config_differences(recorded, cfg.to_dict())
-
-
 def _check_same_run(cfg: Config, loaded: ckpt.TrainingState, dataset: Dataset, run_dir: Path):
     """The checkpoint's recorded config and the data must be what config.json describes."""
     free = {f"train.{k}" for k in RESUME_KEYS}
@@ -183,7 +183,7 @@ def _check_same_run(cfg: Config, loaded: ckpt.TrainingState, dataset: Dataset, r
             f"{run_dir / 'config.json'} ({'; '.join(diffs[:4])}); restore config.json or "
             "start a new run with --out"
         )
-    recorded = ckpt.read_manifest(run_dir)["data"]
+    recorded = read_manifest(run_dir)["data"]
     now = data_info(dataset)
     changed = [k for k in recorded if k in now and recorded[k] != now[k]]
     if changed:
@@ -200,33 +200,47 @@ def resume_run(
     warning). Rows of the log after that checkpoint are dropped and rewritten."""
     path = require_run_dir(run_dir)
     cfg = resume_config(path, overrides or [])
-    loaded = ckpt.latest_good_checkpoint(path)
-    trainer, dataset = _trainer(cfg, path, progress=progress)
-    _check_same_run(cfg, loaded, dataset, path)
-    if loaded.step >= cfg.train.steps:
-        raise ValueError(
-            f"{path} is already trained to step {loaded.step} (train.steps = "
-            f"{cfg.train.steps}); to train longer: difflab train --resume {path} "
-            f"--set train.steps={2 * max(loaded.step, 1)}"
-        )
-    if trainer.dist.is_main:
-        truncate_metrics(path, loaded.step)
-        if overrides:
-            ckpt.atomic_write_bytes(path / "config.json", cfg.to_json().encode())
-    trainer.load_checkpoint(loaded)
-    _attach_tensorboard(trainer, cfg, resumed_from=loaded.step)
-    return path, trainer.fit()
+    dist_ctx, _ = init_distributed(_device(cfg.train.device))
+    locks: list[RunLock] = []  # rank 0 locks the run before it reads a checkpoint
+    dist_ctx.on_main(lambda: locks.append(lock_run_dir(path)))
+    try:
+        loaded = ckpt.latest_good_checkpoint(path)
+        recorded = loaded.state.get("threads") if cfg.train.threads == 0 else None
+        trainer, dataset = _trainer(cfg, path, progress=progress, threads=recorded)
+        _check_same_run(cfg, loaded, dataset, path)
+        if loaded.step >= cfg.train.steps:
+            raise ValueError(
+                f"{path} is already trained to step {loaded.step} (train.steps = "
+                f"{cfg.train.steps}); to train longer: difflab train --resume {path} "
+                f"--set train.steps={2 * max(loaded.step, 1)}"
+            )
+        if trainer.dist.is_main:
+            truncate_metrics(path, loaded.step)
+            if overrides:
+                ckpt.atomic_write_bytes(path / "config.json", cfg.to_json().encode())
+        trainer.load_checkpoint(loaded)
+        _attach_tensorboard(trainer, cfg, resumed_from=loaded.step)
+        return path, trainer.fit()
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def check_config(cfg: Config) -> str:
-    """Validate ``cfg`` and its data without training or writing anything; a summary line."""
+    """Validate ``cfg``, its data and its memory estimate without training or writing
+    anything; a summary line."""
     check_tensorboard(cfg)
+    check_trainable(cfg)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     build_schedule(cfg.schedule)
+    device = _device(cfg.train.device)
+    need = check_training_fits(cfg, dataset.shape, dataset.x.shape[0], device)["total"]
     params = count_parameters(cfg, dataset.shape)
     return (
         f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}, schedule {cfg.schedule.name} "
-        f"T={cfg.schedule.T}, model {cfg.model.name} with {params} parameters; nothing was written"
+        f"T={cfg.schedule.T}, model {cfg.model.name} with {params} parameters, about "
+        f"{gib(need)} of memory to train ({gib(available_bytes(device))} available); "
+        "nothing was written"
     )
 
 
@@ -243,12 +257,23 @@ def command(args: argparse.Namespace) -> int:
     the first failing rank's message (``training/distributed.fail_together``)."""
     try:
         return fail_together(
-            lambda: _train(args),
-            user_errors=(ValueError, FileNotFoundError),  # those main() reports in one line
+            lambda: _train_explained(args),
+            user_errors=(ValueError,),  # those main() reports in one line
             debug=bool(os.environ.get("DIFFLAB_DEBUG")),
         )
     finally:
         shutdown_distributed()
+
+
+def _train_explained(args: argparse.Namespace) -> int:
+    """``_train`` with operating-system errors (full disk, read-only folder) as one line, so
+    that every torchrun rank prints it."""
+    try:
+        return _train(args)
+    except OSError as err:
+        if isinstance(err, ValueError) or not err.strerror:
+            raise
+        raise ValueError(describe_os_error(err)) from err
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -264,8 +289,9 @@ def _train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_data_scale(load_config(args.config, args.overrides))
         if args.dry_run:
+            summary_line = check_config(cfg)
             print(cfg.to_json(), end="")
-            print(check_config(cfg))
+            print(summary_line)
             return 0
         run_dir, summary = train_run(cfg, args.out, progress=not args.quiet)
     if not is_main_process():

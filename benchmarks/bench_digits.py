@@ -35,8 +35,9 @@ from difflab.app.run import load_run
 from difflab.app.sample import save_samples
 from difflab.app.train import data_info
 from difflab.digits_quality import digits_quality
-from difflab.plots import save_image_grid
+from difflab.image_plots import save_image_grid
 from difflab.training import checkpoint as ckpt
+from difflab.training.manifest import write_manifest
 from difflab.training.trainer import Trainer
 
 
@@ -48,7 +49,7 @@ def train_within(cfg, run_dir: Path, *, minutes: float, calibrate: int) -> dict:
     model = build_model(cfg, dataset.shape)
     objective = build_objective(cfg, schedule)
     run_dir.mkdir(parents=True)
-    ckpt.write_manifest(run_dir, data_info(dataset))
+    write_manifest(run_dir, data_info(dataset))
     trainer = Trainer(model, objective, dataset, cfg.train, run_dir=run_dir, progress=False)
     t0 = time.perf_counter()
     while trainer.step < calibrate:

@@ -62,9 +62,11 @@ def tiny_run(tmp_path: Path) -> Path:
 
 def pytest_configure(config) -> None:
     """One intra-op thread per test process: pytest-xdist already runs one process per core,
-    and oversubscribed OpenMP threads slow everything down many times over."""
+    and oversubscribed OpenMP threads slow everything down many times over. OMP_NUM_THREADS
+    tells difflab's automatic choice (app/resources.choose_threads) and the subprocesses."""
     import torch
 
+    os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
 

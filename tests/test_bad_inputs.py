@@ -1,6 +1,8 @@
 """A sweep of bad inputs through the command line: malformed configs, malformed data files and
 corrupt checkpoints each end with exit code 2 and one line ``difflab: error: ...`` on stderr,
-never a traceback; plus a property test over any value given with --set."""
+never a traceback; plus a property test over any value given with --set. The sweep of issue 11
+(``SWEEP``) holds a case of each class it fixed, each also run in a separate process to check
+that no command prints a traceback."""
 
 from __future__ import annotations
 
@@ -156,7 +158,7 @@ CKPT_CASES = {
     "garbage-meta": ("sample", "meta.json is corrupt"),
     "garbage-state": ("resume", "no usable checkpoint"),
     "missing-manifest": ("plot", "no manifest.json"),
-    "other-model": ("sample", "another model"),
+    "other-model": ("sample", "no longer matches checkpoint"),
 }
 
 
@@ -210,3 +212,334 @@ def test_any_set_value_is_accepted_or_rejected_in_one_line(key, value, capsys):
         assert code == 2
         err = captured.err.strip()
         assert err.startswith("difflab: error: ") and len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 11's sweep: one case (or a few) of each class of defect it fixed. Each case prepares a
+# copy of a trained run (or a folder) and gives the command line, the exit code, the stream and
+# a phrase the one line must hold. Exit 0 cases check that the input is handled, not refused.
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "run"
+    assert main(["train", *tiny_args(), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _edit_json(path: Path, edit) -> None:
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+def _set(section: str, key: str, value):
+    def edit(cfg):
+        cfg[section][key] = value
+        return cfg
+
+    return edit
+
+
+def _hold_lock(run: Path, keep: list) -> None:
+    from difflab.training.run_lock import RunLock
+
+    keep.append(RunLock(run).acquire())  # released when the test's list goes away
+
+
+def _one_dim_file(tmp: Path) -> Path:
+    np.save(tmp / "line.npy", np.random.default_rng(0).normal(size=(300, 1)).astype(np.float32))
+    return tmp / "line.npy"
+
+
+def _train_one_dim(tmp: Path) -> None:
+    args = tiny_args("data.name=file", f"data.path={_one_dim_file(tmp)}")
+    assert main(["train", *args, "--out", str(tmp / "line"), "--quiet"]) == 0
+
+
+def _mixed_depth_folder(tmp: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp / "mixed"
+    folder.mkdir()
+    Image.fromarray(np.full((4, 4), 40000, dtype=np.uint16)).save(folder / "a.png")
+    Image.new("L", (4, 4), 3).save(folder / "b.png")
+    return folder
+
+
+def _case(run: Path, tmp: Path, name: str, keep: list) -> tuple[list[str], Path | None]:
+    """Prepare case ``name`` on ``run`` (a fresh copy of the trained run); returns its argv and
+    the folder to run it from (None: anywhere)."""
+    r = str(run)
+    latest = ckpt.checkpoint_dirs(run)[-1]
+    cases = {
+        # 1. one writer per run directory
+        "lock:resume-while-training": lambda: (_hold_lock(run, keep), ["train", "--resume", r]),
+        # 2. what cannot train is refused
+        "nonfinite:learned-variance-simple": lambda: (
+            None,
+            ["train", *tiny_args("model.variance=learned"), "--out", str(tmp / "new")],
+        ),
+        # 3. config.json vs checkpoint
+        "config:edited-T": lambda: (
+            _edit_json(run / "config.json", _set("schedule", "T", 80)),
+            ["sample", r, "--n", "5"],
+        ),
+        # 4. image depth
+        "png:mixed-depth": lambda: (
+            None,
+            [
+                "train",
+                "--set",
+                "data.name=images",
+                "--set",
+                f"data.path={_mixed_depth_folder(tmp)}",
+                "--dry-run",
+            ],
+        ),
+        # 5. outputs replaced together or not at all: refused before any of them is written
+        "atomic:plots-is-a-file": lambda: (
+            (run / "plots").write_text("x"),
+            ["evaluate", r, "--n", "20"],
+        ),
+        # 6. operating-system errors before the work
+        "os:out-is-a-directory": lambda: (None, ["sample", r, "--out", str(tmp)]),
+        "os:train-out-is-a-file": lambda: (
+            (tmp / "f").write_text("x"),
+            ["train", *tiny_args(), "--out", str(tmp / "f")],
+        ),
+        "os:cache-is-a-file": lambda: (
+            None,
+            ["demo", "--set", "data.name=digits", "--out", str(tmp / "d")],
+        ),
+        # 7. leftovers of an interrupted write are cleaned on the next start
+        "temps:leftover-checkpoint": lambda: (
+            (run / "checkpoints" / ".step_00000040.dead").mkdir(),
+            ["train", "--resume", r, "--set", "train.steps=35"],
+        ),
+        # 8. tracebacks that were still reachable
+        "trace:config-json-list": lambda: ((run / "config.json").write_text("[1, 2]"), ["plot", r]),
+        "trace:manifest-empty-list": lambda: (
+            (run / "manifest.json").write_text("[]"),
+            ["sample", r, "--n", "5"],
+        ),
+        "trace:manifest-no-data": lambda: (
+            _edit_json(
+                run / "manifest.json", lambda m: {k: v for k, v in m.items() if k != "data"}
+            ),
+            ["doctor", r],
+        ),
+        "trace:manifest-string-shape": lambda: (
+            _edit_json(run / "manifest.json", lambda m: {**m, "data": {**m["data"], "shape": "2"}}),
+            ["evaluate", r],
+        ),
+        "trace:huge-n": lambda: (None, ["sample", r, "--n", "10000000000"]),
+        "trace:nan-weights": lambda: (_nan_weights(latest), ["evaluate", r, "--n", "20"]),
+        "trace:plot-1d": lambda: (_train_one_dim(tmp), ["plot", str(tmp / "line"), "--n", "100"]),
+        # 9. relative data paths are stored absolute
+        "paths:relative-data": lambda: (
+            _one_dim_file(tmp),
+            ["train", "--dry-run", *tiny_args("data.name=file", "data.path=line.npy")],
+        ),
+        # 10. resource limits
+        "memory:wide-model": lambda: (None, ["train", "--dry-run", "--set", "model.width=100000"]),
+        # 11. flags silently ignored, messages that leaked
+        "flags:rtol-zero": lambda: (None, ["evaluate", r, "--rtol", "0"]),
+        "flags:bench-empty-samplers": lambda: (None, ["bench-samplers", r, "--samplers", ""]),
+        "flags:bench-eta-heun": lambda: (
+            None,
+            ["bench-samplers", r, "--samplers", "heun", "--eta", "0.5"],
+        ),
+        "flags:negative-seed": lambda: (None, ["train", "--dry-run", "--set", "train.seed=-1"]),
+        "flags:huge-seed": lambda: (None, ["sample", r, "--seed", "12345678901234567890123"]),
+        "flags:step-banana": lambda: (
+            (run / "checkpoints" / "step_banana").mkdir(),
+            ["sample", r, "--n", "5", "--out", str(tmp / "b.npy")],
+        ),
+        "flags:plot-n-1": lambda: (None, ["plot", r, "--n", "1"]),
+        "flags:evaluate-n-1": lambda: (None, ["evaluate", r, "--n", "1"]),
+        "flags:manifest-format-2": lambda: (
+            _edit_json(run / "manifest.json", lambda m: {**m, "format": 2}),
+            ["sample", r],
+        ),
+        "flags:meta-without-checksums": lambda: (
+            _edit_json(
+                latest / "meta.json", lambda m: {k: v for k, v in m.items() if k != "sha256"}
+            ),
+            ["sample", r, "--n", "5", "--out", str(tmp / "m.npy")],
+        ),
+        # 12. defaults follow the loss; a wrong combination prints a line to paste
+        "defaults:ncsn-with-mlp": lambda: (
+            None,
+            ["train", "--dry-run", "--set", "loss.name=ncsn", "--set", "model.name=mlp"],
+        ),
+        # 13. no silent overwrite
+        "overwrite:existing-samples": lambda: (
+            (tmp / "s.npy").write_bytes(b"keep"),
+            ["sample", r, "--out", str(tmp / "s.npy")],
+        ),
+        # 14. threads
+        "threads:negative": lambda: (None, ["train", "--dry-run", "--set", "train.threads=-1"]),
+        # 15. doctor's sample check: a 30-step model's samples are a blob
+        "doctor:blob": lambda: (None, ["doctor", r, "--n", "300"]),
+    }
+    _, argv = cases[name]()
+    return [*argv, "--quiet"], tmp if name == "paths:relative-data" else None
+
+
+def _nan_weights(latest: Path) -> None:
+    """Put a NaN into the EMA weights and re-sign the checkpoint (an intact, diverged model)."""
+    import hashlib
+
+    import safetensors.torch
+
+    state = safetensors.torch.load_file(str(latest / "ema.safetensors"))
+    first = next(iter(state))
+    state[first].view(-1)[0] = float("nan")
+    data = safetensors.torch.save(state)
+    (latest / "ema.safetensors").write_bytes(data)
+    _edit_json(
+        latest / "meta.json",
+        lambda m: {
+            **m,
+            "sha256": {**m["sha256"], "ema.safetensors": hashlib.sha256(data).hexdigest()},
+        },
+    )
+
+
+#: case -> (exit code, stream, phrase in the last line of that stream)
+SWEEP = {
+    "lock:resume-while-training": (2, "err", "is in use by another difflab process"),
+    "nonfinite:learned-variance-simple": (2, "err", "never trains that output"),
+    "config:edited-T": (2, "err", "no longer matches checkpoint step_00000030"),
+    "png:mixed-depth": (2, "err", "mixes 16-bit images (a.png) with 8-bit ones (b.png)"),
+    "atomic:plots-is-a-file": (2, "err", "cannot write in"),
+    "os:out-is-a-directory": (2, "err", "is a directory"),
+    "os:train-out-is-a-file": (2, "err", "is a file; give the path of a new directory"),
+    "os:cache-is-a-file": (2, "err", "the digits classifier cache"),
+    "temps:leftover-checkpoint": (0, "err", "removed 1 leftovers of an interrupted write"),
+    "trace:config-json-list": (2, "err", "holds a JSON list"),
+    "trace:manifest-empty-list": (2, "err", "is not a JSON object"),
+    "trace:manifest-no-data": (2, "err", "has no 'data' object"),
+    "trace:manifest-string-shape": (2, "err", "'shape' must be a list"),
+    "trace:huge-n": (2, "err", "use a smaller --n"),
+    "trace:nan-weights": (2, "err", "NaN/inf weights"),
+    "trace:plot-1d": (0, "out", "plots/samples.png"),
+    "paths:relative-data": (0, "out", "config OK"),
+    "memory:wide-model": (2, "err", "needs about"),
+    "flags:rtol-zero": (2, "err", "evaluate.ode_rtol = 0.0 is invalid"),
+    "flags:bench-empty-samplers": (2, "err", "unknown sampler ''"),
+    "flags:bench-eta-heun": (2, "err", "--eta applies to the ddim sampler only"),
+    "flags:negative-seed": (2, "err", "train.seed = -1 is invalid"),
+    "flags:huge-seed": (2, "err", "--seed = 12345678901234567890123 is invalid"),
+    "flags:step-banana": (0, "out", "wrote 5 samples"),
+    "flags:plot-n-1": (2, "err", "--n must be >= 2"),
+    "flags:evaluate-n-1": (2, "err", "--n must be >= 2"),
+    "flags:manifest-format-2": (2, "err", "manifest format 2"),
+    "flags:meta-without-checksums": (0, "out", "wrote 5 samples"),
+    "defaults:ncsn-with-mlp": (2, "err", "use --set model.name=score_mlp"),
+    "overwrite:existing-samples": (2, "err", "already exists; pass --overwrite"),
+    "threads:negative": (2, "err", "train.threads = -1 is invalid"),
+    "doctor:blob": (1, "out", "the samples are no better than a blob"),
+}
+
+#: Cases that also warn (stderr) while they succeed.
+SWEEP_WARNINGS = {
+    "flags:step-banana": "ignoring",
+    "flags:meta-without-checksums": "lists no SHA-256 checksums",
+}
+
+
+def _prepare(name: str, trained: Path, tmp_path: Path, keep: list):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    return _case(run, tmp_path, name, keep)
+
+
+def _check(name: str, code: int, out: str, err: str) -> None:
+    want, stream, needle = SWEEP[name]
+    assert "Traceback" not in err and "Traceback" not in out, err[-2000:]
+    assert code == want, (name, code, out[-500:], err[-1000:])
+    text = (err if stream == "err" else out).strip()
+    where = text.splitlines()[-1] if stream == "err" else text  # errors: the last line
+    assert needle in where, (name, text[-800:])
+    if want == 2:
+        assert err.strip().startswith("difflab: error: ") and len(err.strip().splitlines()) == 1
+    if name in SWEEP_WARNINGS:
+        assert SWEEP_WARNINGS[name] in err, err
+
+
+@pytest.mark.parametrize("name", list(SWEEP))
+def test_issue_11_sweep(name, trained, tmp_path, monkeypatch, capsys):
+    keep: list = []
+    monkeypatch.setenv("DIFFLAB_CACHE_DIR", str(tmp_path / "cache-file"))
+    (tmp_path / "cache-file").write_text("not a folder")
+    argv, cwd = _prepare(name, trained, tmp_path, keep)
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
+    code = main(argv)
+    captured = capsys.readouterr()
+    _check(name, code, captured.out, captured.err)
+
+
+def _forked(argv: list[str], *, cwd: Path | None, env: dict[str, str], timeout: float = 240):
+    """Run ``difflab ARGV`` in a forked child process: its own stdout/stderr files, exit status
+    and top-level exception handling (an uncaught exception prints a real traceback), like
+    ``python -m difflab`` but without paying torch's import again for every case."""
+    import multiprocessing
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out_file, err_file = Path(tmp) / "out", Path(tmp) / "err"
+        child = multiprocessing.get_context("fork").Process(
+            target=_child, args=(argv, cwd, env, str(out_file), str(err_file))
+        )
+        child.start()
+        child.join(timeout)
+        if child.is_alive():
+            child.kill()
+            raise AssertionError(f"difflab {' '.join(argv)} hung")
+        return child.exitcode, out_file.read_text(), err_file.read_text()
+
+
+def _child(argv, cwd, env, out_file, err_file) -> None:  # pragma: no cover - in the child
+    import os
+    import sys
+    import traceback
+
+    os.environ.update(env)
+    os.environ.pop("DIFFLAB_DEBUG", None)
+    if cwd is not None:
+        os.chdir(cwd)
+    with open(out_file, "w") as out, open(err_file, "w") as err:
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = os.fdopen(2, "w", buffering=1)
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def test_no_command_prints_a_traceback_for_any_sweep_case(trained, tmp_path):
+    """Every case of the sweep in its own process: the exit code and the one line are the same
+    as in-process, and nothing prints a traceback."""
+    cache = tmp_path / "cache-file"
+    cache.write_text("not a folder")
+    env = {"DIFFLAB_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    for name in SWEEP:
+        case_dir = tmp_path / name.replace(":", "-")
+        case_dir.mkdir()
+        keep: list = []
+        argv, cwd = _prepare(name, trained, case_dir, keep)
+        code, out, err = _forked(argv, cwd=cwd, env=env)
+        _check(name, code, out, err)
+        for lock in keep:
+            lock.release()

@@ -70,7 +70,38 @@ def test_another_model_says_what_differs(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_load_run_detects_edited_config(tiny_run):
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("model", "width", 48),  # the weights would not even fit
+        ("schedule", "T", 80),  # these would load and sample garbage without a word
+        ("schedule", "name", "linear"),
+        ("model", "prediction", "eps"),
+    ],
+)
+def test_load_run_detects_edited_config(tiny_run, section, key, value):
+    """config.json edited by hand after training: the checkpoint's own record of its training
+    config (meta.json) disagrees, and every command that loads the run says so."""
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    cfg[section][key] = value
+    (tiny_run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ckpt.CheckpointError, match=f"no longer matches.*{section}.{key}"):
+        load_run(tiny_run)
+
+
+def test_sampling_settings_may_change_after_training(tiny_run):
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    cfg["sample"]["sampler"], cfg["evaluate"]["n"] = "ddim", 50
+    cfg["data"]["path"] = None  # where the data lives may change; its SHA-256 is checked
+    (tiny_run / "config.json").write_text(json.dumps(cfg))
+    assert load_run(tiny_run).config.sample.sampler == "ddim"
+
+
+def test_weights_of_another_model_without_a_recorded_config(tiny_run):
+    """A checkpoint that records no config (older or hand-made) still fails on the shapes."""
+    latest = ckpt.checkpoint_dirs(tiny_run)[-1]
+    meta = json.loads((latest / "meta.json").read_text())
+    (latest / "meta.json").write_text(json.dumps({**meta, "config": None}))
     cfg = json.loads((tiny_run / "config.json").read_text())
     cfg["model"]["width"] = 48
     (tiny_run / "config.json").write_text(json.dumps(cfg))

@@ -33,7 +33,7 @@ def test_train_sample_plot_in_process(tiny_run, tmp_path, capsys):
         main(["sample", str(tiny_run), "--n", "64", "--seed", "3", "--out", str(out), "--quiet"])
         == 0
     )
-    samples = np.loadtxt(out, delimiter=",")
+    samples = np.loadtxt(out, delimiter=",", skiprows=1)  # a header row: x0,x1
     assert samples.shape == (64, 2) and np.isfinite(samples).all()
     again = tmp_path / "s2.npy"
     assert (

@@ -38,8 +38,8 @@ def test_digits_train_sample_grid_plot(tmp_path, capsys):
     assert main(["plot", str(out), "--n", "16"]) == 0
     names = {p.name for p in (out / "plots").iterdir()}
     assert names == {"data.png", "forward.png", "reverse.png", "samples.png", "loss.png"}
-    with Image.open(out / "plots" / "reverse.png") as img:  # 8 rows, 10 times (T = 20)
-        assert img.size == (4 * (10 * 9 + 1), 4 * (8 * 9 + 1))
+    with Image.open(out / "plots" / "reverse.png") as img:  # 8 rows, 10 labelled times (T = 20)
+        assert img.format == "PNG" and img.size[0] > img.size[1]  # titles: tests/test_plots.py
     capsys.readouterr()
     bad = main(["sample", str(out), "--n", "4", "--out", str(tmp_path / "s.csv"), "--quiet"])
     assert bad == 2 and "name the file *.npy" in capsys.readouterr().err

@@ -21,7 +21,7 @@ def test_every_sampler_from_the_cli(tiny_run, tmp_path, capsys):
         ["--sampler", "heun", "--steps", "5", "--spacing", "quadratic"],
         ["--sampler", "dpmpp2m", "--steps", "10", "--spacing", "leading"],
     ):
-        out = tmp_path / f"{args[1]}.npy"
+        out = tmp_path / f"{args[1]}-{args[3]}.npy"
         assert (
             main(["sample", str(tiny_run), "--n", "32", "--out", str(out), "--quiet", *args]) == 0
         )

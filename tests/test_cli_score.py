@@ -64,17 +64,17 @@ def test_pc_sampler_on_a_diffusion_run(tiny_run, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (
-            ("loss.name=ncsn",),
-            "set model.name = 'score_mlp' and sample.sampler = 'annealed_langevin'",
+        (  # loss.name=ncsn alone picks both (tests/test_new_user.py); set wrong, a line to paste
+            ("loss.name=ncsn", "model.name=mlp", "sample.sampler=ddpm"),
+            "use --set model.name=score_mlp --set sample.sampler=annealed_langevin",
         ),
         (
             ("loss.name=exact", "model.name=conditional_linear", "sample.sampler=langevin"),
-            "set model.name = 'score_mlp'",
+            "use --set model.name=score_mlp",
         ),
         (
             ("loss.name=dsm", "model.name=score_mlp", "sample.sampler=ddpm"),
-            "set sample.sampler = 'langevin'",
+            "use --set sample.sampler=langevin",
         ),
         (("model.name=score_mlp",), "cannot train"),
         (("sample.sampler=langevin",), "runs a score network"),

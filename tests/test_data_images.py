@@ -12,6 +12,7 @@ from difflab.app.datasets import build_dataset, build_image_split
 from difflab.data.files import DataError
 from difflab.data.images import (
     DIGITS_LEVELS,
+    image_levels,
     load_digits_images,
     load_image_array,
     load_image_folder,
@@ -163,3 +164,38 @@ def test_resize_setting_fixes_mixed_sizes(tmp_path):
 def test_image_config_errors(values, message):
     with pytest.raises(ValueError, match=message):
         DataConfig(**values)
+
+
+def _write_16bit(folder, name, values):
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(np.asarray(values, dtype=np.uint16)).save(folder / name)
+
+
+def test_16bit_pngs_keep_their_depth(tmp_path):
+    """16-bit PNGs went through convert("L") and 99 % of the pixels saturated at 255; now they
+    are read with their 65536 levels, exactly, and the run records them."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 65536, (3, 5, 4), dtype=np.uint16)
+    for i, values in enumerate(images):
+        _write_16bit(tmp_path / "deep", f"{i}.png", values)
+    x = load_image_folder(tmp_path / "deep")
+    assert x.dtype == np.uint16 and x.shape == (3, 5, 4, 1)
+    np.testing.assert_array_equal(x[..., 0], images)
+    assert image_levels(x) == 65536
+    data = build_image_split(DataConfig(name="images", path=str(tmp_path / "deep")), "train")
+    assert data.levels == 65536 and float(data.x.max()) <= 1.0 and float(data.x.min()) >= -1.0
+    train = split_indices(3, "train")  # float32 in model space holds every 16-bit level exactly
+    np.testing.assert_array_equal(to_user_space(data.x.numpy(), 65536), images[train])
+    resized = load_image_folder(tmp_path / "deep", image_size=8)
+    assert resized.dtype == np.uint16 and resized.shape == (3, 8, 8, 1)
+    assert resized.max() > 255  # not squeezed into 8 bits
+
+
+def test_16bit_and_8bit_images_cannot_be_mixed_or_read_as_rgb(tmp_path):
+    _write_16bit(tmp_path / "deep", "a.png", np.full((4, 4), 40000))
+    _write_16bit(tmp_path / "deep", "b.png", np.full((4, 4), 10))
+    with pytest.raises(DataError, match="cannot be read as data.color = 'rgb'"):
+        load_image_folder(tmp_path / "deep", color="rgb")
+    _write(tmp_path / "deep", "c.png", (4, 4), value=7)
+    with pytest.raises(DataError, match=r"mixes 16-bit images \(a.png\) with 8-bit ones \(c.png\)"):
+        load_image_folder(tmp_path / "deep")

@@ -52,6 +52,27 @@ def test_classifier_is_trained_once_and_cached(tmp_path, monkeypatch):
     assert dq.cache_dir() == tmp_path / "c"
 
 
+def test_a_damaged_cached_classifier_is_rebuilt(tmp_path, monkeypatch):
+    """A truncated cache file was a traceback; now it is retrained with a warning (and written
+    atomically, fsynced, so a crash leaves the old file or the new one)."""
+    train = dq.train_classifier
+    monkeypatch.setattr(dq, "train_classifier", lambda **_: train(epochs=1))
+    dq.load_classifier(tmp_path)
+    file = tmp_path / dq.CLASSIFIER_FILE
+    good = file.read_bytes()
+    file.write_bytes(good[: len(good) // 2])
+    with pytest.warns(UserWarning, match="is damaged .*retraining it"):
+        dq.load_classifier(tmp_path)
+    assert file.read_bytes() == good  # the same seeded training, whole again
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dq.CLASSIFIER_FILE]
+
+
+def test_a_cache_path_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "cache").write_text("x")
+    with pytest.raises(ValueError, match="cache .* is unusable .*DIFFLAB_CACHE_DIR"):
+        dq.check_classifier_cache(tmp_path / "cache")
+
+
 def test_real_digits_score_near_the_floor_and_noise_far_above():
     classifier = dq.train_classifier(epochs=3)
     val, _ = dq.digits_split("val")

@@ -19,13 +19,15 @@ def _levels(findings):
     return {f.check: f.level for f in findings}
 
 
-def test_healthy_run_is_ok_and_writes_a_preview(tiny_run, capsys):
-    code = main(["doctor", str(tiny_run), "--n", "100"])
+def test_an_intact_run_passes_the_checks_and_writes_a_preview(tiny_run, capsys):
+    """Everything about the tiny run is in order but its training: 30 steps sample a blob,
+    which the samples check calls a problem (see the two tests at the end)."""
+    code = main(["doctor", str(tiny_run), "--n", "200", "--quiet"])
     out = capsys.readouterr().out
     assert "[ok] data" in out and "[ok] schedule" in out and "[ok] checkpoint" in out
     assert "[ok] weights" in out and "raw" in out and "EMA" in out
     assert (tiny_run / "doctor" / "preview.png").stat().st_size > 0
-    assert code == 0
+    assert "[problem] samples" in out and code == 1
 
 
 def test_badly_scaled_data_and_short_linear_schedule_are_problems(tmp_path, capsys):
@@ -87,3 +89,38 @@ def test_ema_mean_age_without_warmup_is_the_geometric_mean_age(decay):
     assert ema_mean_age(5000, decay, warmup=False) == pytest.approx(decay / (1 - decay), rel=1e-6)
     # with few updates the initial weights (age = steps) still dominate
     assert ema_mean_age(5, 0.99, warmup=False) > 4.5
+
+
+def test_sample_check_tells_data_from_a_blob_and_mixtures_in_between():
+    """q = (d - floor) / (blob - floor) on the energy distance, a squared distance between
+    laws: samples that are a mixture (1 - a) data + a blob score q = a^2 in expectation. Fresh
+    data (a = 0) is ok, 80 % blob (q ~ 0.64) a warning, the blob itself (q ~ 1) a problem: the
+    old check called all three ok (it allowed 20 floors; the blob sits about 6 away at n=500).
+    Tolerance 0.2: fresh data's q has a spread of 0.06 at n = 1000 (docs/reliability.md)."""
+    from difflab.app.config import DataConfig
+    from difflab.app.datasets import build_dataset
+    from difflab.app.doctor import _samples_finding
+    from difflab.app.doctor_preview import judge, scales
+    from difflab.data.toy import sample_toy
+
+    n = 1000
+    data = build_dataset(DataConfig(n_train=2000))
+    sc = scales("swiss_roll", data, n, seed=0)
+    assert sc.informative and sc.blob > 4 * sc.floor
+    fit = sample_toy("swiss_roll", 20_000, seed=5)
+    rng = np.random.default_rng(1)
+    blob = rng.multivariate_normal(fit.mean(0), np.cov(fit.T), size=n)
+    fresh = sample_toy("swiss_roll", n, seed=7)
+    levels = {}
+    for a in (0.0, 0.8, 1.0):
+        mixed = np.where(rng.random((n, 1)) < a, blob, fresh)
+        q, _ = judge("EMA", mixed, sc)
+        assert q == pytest.approx(a**2, abs=0.2), (a, q)
+        levels[a] = _samples_finding(None, {"raw": q, "EMA": q}, sc, "m").level
+    assert levels == {0.0: "ok", 0.8: "warning", 1.0: "problem"}
+
+
+def test_thirty_steps_of_training_sample_a_blob(tiny_run, capsys):
+    assert main(["doctor", str(tiny_run), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "[problem] samples" in out and "no better than a blob" in out

@@ -17,6 +17,7 @@ from difflab.denoiser import Denoiser
 from difflab.losses.sohl_dickstein import SohlDicksteinObjective, entropy_terms
 from difflab.losses.vlb import full_bound
 from difflab.models import MLP
+from difflab.training import checkpoint as ckpt
 
 FAST_EVAL = [
     "evaluate.n_samples=50",
@@ -116,8 +117,11 @@ def test_vlb_loss_with_importance_sampling_trains(tmp_path):
     [
         (["--set", "loss.name=vlbb"], "unknown loss.name 'vlbb'"),
         (["--set", "model.variance=learnt"], "unknown model.variance 'learnt'"),
-        (["--set", "loss.name=hybrid"], "model.variance = 'learned_range'"),
-        (["--set", "loss.name=sohl_dickstein"], "model.prediction = 'mean'"),
+        (["--set", "loss.name=hybrid", "--set", "model.variance=small"], "model.variance"),
+        (
+            ["--set", "loss.name=sohl_dickstein", "--set", "model.prediction=eps"],
+            "use --set model.prediction=mean",
+        ),
         (["--set", "evaluate.ode_method=euler2"], "unknown evaluate.ode_method"),
     ],
 )
@@ -132,23 +136,18 @@ def test_evaluate_bad_input_exits_2(tiny_run, tmp_path, capsys):
     bad = np.zeros((10, 2), dtype=np.float32)
     bad[3, 1] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    learned = tmp_path / "learned"
-    assert (
-        main(
-            [
-                "train",
-                *tiny_args("model.variance=learned", "train.steps=2"),
-                "--out",
-                str(learned),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    learned = tmp_path / "learned"  # as an older difflab trained it: simple loss, learned variance
+    args = tiny_args("model.variance=learned", "loss.name=hybrid", "train.steps=2")
+    assert main(["train", *args, "--out", str(learned), "--quiet"]) == 0
+    meta = ckpt.checkpoint_dirs(learned)[-1] / "meta.json"
+    for path in (learned / "config.json", meta):
+        text = json.loads(path.read_text())
+        (text.get("config") or text)["loss"]["name"] = "simple"
+        path.write_text(json.dumps(text))
     cases = [
         ([str(tiny_run), "--data", str(tmp_path / "three.npy")], "3 values per example"),
         ([str(tiny_run), "--data", str(tmp_path / "nan.npy")], "NaN"),
-        ([str(learned)], "never trains the variance"),
+        ([str(learned)], "never trains that output"),
         ([str(learned), "--variance", "large"], "omit --variance"),
         ([str(tiny_run), "--variance", "huge"], "unknown variance 'huge'"),
         ([str(tmp_path / "nope")], "does not exist"),

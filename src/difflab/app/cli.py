@@ -214,7 +214,7 @@ def _doctor_parser(sub) -> None:
         "RUN_DIR/doctor.json. Exit code 1 when a finding is a problem.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
-    p.add_argument("--n", type=int, default=500, help="samples in the preview (default 500)")
+    p.add_argument("--n", type=int, default=1000, help="samples in the preview (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-preview", action="store_true", help="skip sampling")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -221,8 +221,8 @@ def check_preview(
         return []
     check_sampling_fits(cfg, data.shape, n, "cpu", copies=20)  # the blob is fitted to 20 n points
     sc = scales(cfg.data.name, data, n, seed=seed)
-    n = len(sc.ref)
-    panels, q, texts, run = [("data", sc.ref)], {}, [], None
+    n = sc.n
+    panels, q, texts, run = [("data", sc.ref[:n])], {}, [], None
     for label, use_ema in (("raw", False), ("EMA", True)):
         run = load_run(run_dir, use_ema=use_ema)
         samples, _ = run.sample(n, seed=seed, progress=progress)
@@ -278,7 +278,7 @@ def _write_preview(run_dir: Path, panels, data: Dataset) -> Path:
 def diagnose(
     run_dir: str | Path,
     *,
-    n: int = 500,
+    n: int = 1000,
     seed: int = 0,
     preview: bool = True,
     progress: bool = False,

@@ -63,11 +63,14 @@ def bench_plan(
     return [(name, k) for name in names for k in ks]
 
 
-def _row(run: Run, sampler: str, steps: int, *, n: int, seed: int, floor_draws: int) -> dict:
+def _row(
+    run: Run, sampler: str, steps: int, *, n: int, seed: int, floor_draws: int, progress: bool
+) -> dict:
     cfg = run.config.replace("sample", sampler=sampler, steps=steps)
     shape = (n, *run.data.shape)
     t0 = time.perf_counter()
-    result = generate(cfg, run.model, run.schedule, shape, generator=run.generator(seed))
+    gen = run.generator(seed)
+    result = generate(cfg, run.model, run.schedule, shape, generator=gen, progress=progress)
     wall = time.perf_counter() - t0
     samples = run.data.decode(result.x.cpu().numpy())
     row: dict[str, Any] = {"sampler": sampler, "steps": steps, "nfe": result.nfe, "wall_s": wall}
@@ -103,6 +106,7 @@ def bench_samplers(
     floor_draws: int = 5,
     out_dir: Path | None = None,
     log=None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run the plan, write the JSON (and the plot, when there are quality numbers), return the
     result. ``log`` is called with each finished row (e.g. to print progress)."""
@@ -114,7 +118,8 @@ def bench_samplers(
     run.model.eval()
     rows = []
     for sampler, k in plan:
-        rows.append(_row(run, sampler, k, n=n, seed=seed, floor_draws=floor_draws))
+        row = _row(run, sampler, k, n=n, seed=seed, floor_draws=floor_draws, progress=progress)
+        rows.append(row)
         if log is not None:
             log(rows[-1])
     out_dir = out_dir or run.run_dir
@@ -192,6 +197,7 @@ def command(args: argparse.Namespace) -> int:
         seed=args.seed,
         floor_draws=args.floor_draws,
         log=lambda row: print(format_row(row), flush=True),
+        progress=not args.quiet,
     )
     print(f"wrote {result['json']}" + (f" and {result['plot']}" if result["plot"] else ""))
     return 0

@@ -115,7 +115,9 @@ def test_choose_threads(monkeypatch):
     assert resources.choose_threads(3) == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert resources.choose_threads(0) == 2
+    assert resources.choose_threads(0, recorded=3) == 2  # the environment wins
     monkeypatch.delenv("OMP_NUM_THREADS")
+    assert resources.choose_threads(0, recorded=3) == 3  # a resumed run keeps its count
     monkeypatch.setattr(resources.os, "sched_getaffinity", lambda pid: set(range(8)))
     monkeypatch.setattr(resources, "_cgroup_cpus", lambda: None)
     monkeypatch.setattr(resources, "TORCH_DEFAULT_THREADS", 6)

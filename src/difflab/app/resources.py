@@ -181,16 +181,20 @@ def check_sampling_fits(
         )
 
 
-def choose_threads(requested: int = 0) -> int:
+def choose_threads(requested: int = 0, *, recorded: int | None = None) -> int:
     """The number of intra-op threads: ``requested`` if > 0; else $OMP_NUM_THREADS if set;
-    else the idle CPUs among those this process may run on (:func:`idle_cpus`), rounded, at
-    least 1 and at most torch's default (the physical cores). A thread on a busy core holds
-    every other thread up at each parallel region's barrier (docs/performance.md)."""
+    else ``recorded`` (the count a resumed checkpoint was trained with, so that the resumed
+    run stays bitwise the same); else the idle CPUs among those this process may run on
+    (:func:`idle_cpus`), rounded, at least 1 and at most torch's default (the physical cores).
+    A thread on a busy core holds every other thread up at each parallel region's barrier
+    (docs/performance.md)."""
     if requested > 0:
         return requested
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
+    if recorded:
+        return int(recorded)
     cpus = usable_cpus()
     return max(1, min(cpus, int(idle_cpus() + 0.5), TORCH_DEFAULT_THREADS))
 

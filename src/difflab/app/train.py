@@ -56,10 +56,14 @@ RESUME_KEYS = (
 )
 
 
-def build_training(cfg: Config) -> tuple[Dataset, NoiseSchedule, torch.nn.Module, Objective]:
+def build_training(
+    cfg: Config, *, new_run: bool = True
+) -> tuple[Dataset, NoiseSchedule, torch.nn.Module, Objective]:
     """Data, schedule, freshly initialised network (seeded) and objective for ``cfg``; the
-    memory estimate is checked before the network is built."""
-    check_trainable(cfg)
+    memory estimate is checked before the network is built, and for a new run that the loss
+    trains every output the config uses."""
+    if new_run:
+        check_trainable(cfg)
     torch.manual_seed(cfg.train.seed)
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     check_training_fits(cfg, dataset.shape, dataset.x.shape[0], _device(cfg.train.device))
@@ -93,12 +97,13 @@ def data_info(dataset: Dataset) -> dict[str, Any]:
 
 
 def _trainer(
-    cfg: Config, run_dir: Path | None, *, progress: bool, threads: int | None = None
+    cfg: Config, run_dir: Path | None, *, progress: bool, resumed: ckpt.TrainingState | None = None
 ) -> tuple[Trainer, Dataset]:
     check_tensorboard(cfg)
     dist_ctx, device = init_distributed(_device(cfg.train.device))
-    torch.set_num_threads(threads or choose_threads(cfg.train.threads))
-    dataset, _, model, objective = build_training(cfg)
+    recorded = resumed.state.get("threads") if resumed is not None else None
+    torch.set_num_threads(choose_threads(cfg.train.threads, recorded=recorded))
+    dataset, _, model, objective = build_training(cfg, new_run=resumed is None)
     trainer = Trainer(
         model,
         objective,
@@ -205,8 +210,7 @@ def resume_run(
     dist_ctx.on_main(lambda: locks.append(lock_run_dir(path)))
     try:
         loaded = ckpt.latest_good_checkpoint(path)
-        recorded = loaded.state.get("threads") if cfg.train.threads == 0 else None
-        trainer, dataset = _trainer(cfg, path, progress=progress, threads=recorded)
+        trainer, dataset = _trainer(cfg, path, progress=progress, resumed=loaded)
         _check_same_run(cfg, loaded, dataset, path)
         if loaded.step >= cfg.train.steps:
             raise ValueError(

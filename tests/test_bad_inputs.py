@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,20 @@ def _train_one_dim(tmp: Path) -> None:
     assert main(["train", *args, "--out", str(tmp / "line"), "--quiet"]) == 0
 
 
+def _train_relative(tmp: Path) -> None:
+    """A run trained on data.path=line.npy typed relative to the folder it was trained from
+    (then used from another folder: the stored path must be absolute)."""
+    _one_dim_file(tmp)
+    (tmp / "elsewhere").mkdir()
+    here = os.getcwd()
+    os.chdir(tmp)
+    try:
+        args = tiny_args("data.name=file", "data.path=line.npy")
+        assert main(["train", *args, "--out", str(tmp / "rel"), "--quiet"]) == 0
+    finally:
+        os.chdir(here)
+
+
 def _mixed_depth_folder(tmp: Path) -> Path:
     from PIL import Image
 
@@ -336,8 +351,8 @@ def _case(run: Path, tmp: Path, name: str, keep: list) -> tuple[list[str], Path 
         "trace:plot-1d": lambda: (_train_one_dim(tmp), ["plot", str(tmp / "line"), "--n", "100"]),
         # 9. relative data paths are stored absolute
         "paths:relative-data": lambda: (
-            _one_dim_file(tmp),
-            ["train", "--dry-run", *tiny_args("data.name=file", "data.path=line.npy")],
+            _train_relative(tmp),
+            ["doctor", str(tmp / "rel"), "--no-preview"],
         ),
         # 10. resource limits
         "memory:wide-model": lambda: (None, ["train", "--dry-run", "--set", "model.width=100000"]),
@@ -382,7 +397,7 @@ def _case(run: Path, tmp: Path, name: str, keep: list) -> tuple[list[str], Path 
         "doctor:blob": lambda: (None, ["doctor", r, "--n", "300"]),
     }
     _, argv = cases[name]()
-    return [*argv, "--quiet"], tmp if name == "paths:relative-data" else None
+    return [*argv, "--quiet"], tmp / "elsewhere" if name == "paths:relative-data" else None
 
 
 def _nan_weights(latest: Path) -> None:
@@ -423,7 +438,7 @@ SWEEP = {
     "trace:huge-n": (2, "err", "use a smaller --n"),
     "trace:nan-weights": (2, "err", "NaN/inf weights"),
     "trace:plot-1d": (0, "out", "plots/samples.png"),
-    "paths:relative-data": (0, "out", "config OK"),
+    "paths:relative-data": (0, "out", "[ok] data: (300, 1) in model space"),
     "memory:wide-model": (2, "err", "needs about"),
     "flags:rtol-zero": (2, "err", "evaluate.ode_rtol = 0.0 is invalid"),
     "flags:bench-empty-samplers": (2, "err", "unknown sampler ''"),

@@ -200,6 +200,6 @@ def test_a_second_ctrl_c_says_nothing_was_saved(tiny_run, monkeypatch, capsys):
     monkeypatch.setattr(Trainer, "train_step", interrupted_step)
     assert main(["train", "--resume", str(tiny_run), "--set", "train.steps=60", "--quiet"]) == 130
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("difflab: interrupted twice: stopped at once at step 32 without saving")
-    assert "step_00000030" in err and f"difflab train --resume {tiny_run}" in err
+    assert err.startswith("difflab: interrupted twice: stopped at once; step 32 was not saved")
+    assert "the steps since step 30 are lost" in err and f"difflab train --resume {tiny_run}" in err
     assert json.loads((ckpt.checkpoint_dirs(tiny_run)[-1] / "meta.json").read_text())["step"] == 30

@@ -380,14 +380,14 @@ def _say_what_was_lost(trainer: Trainer):
         yield
     except KeyboardInterrupt:
         last = trainer._last_checkpoint()
-        if last is None:
-            kept = "no checkpoint was written"
+        saved = int(last.name.split("_")[-1]) if last is not None else None
+        if saved == trainer.step:
+            what = f"checkpoint {last} of step {saved} is complete"
         else:
-            kept = f"the newest checkpoint is {last}; continue with: difflab train --resume "
-            kept += str(last.parent.parent)
-        raise KeyboardInterrupt(
-            f"interrupted twice: stopped at once at step {trainer.step} without saving it; {kept}"
-        ) from None
+            since = f"since step {saved}" if saved is not None else "(no checkpoint was written)"
+            what = f"step {trainer.step} was not saved, the steps {since} are lost"
+        where = f"; continue with: difflab train --resume {last.parent.parent}" if last else ""
+        raise KeyboardInterrupt(f"interrupted twice: stopped at once; {what}{where}") from None
 
 
 def _total_norm(params: list[torch.Tensor]) -> torch.Tensor:

@@ -151,7 +151,7 @@ def plot_loss(rows: Sequence[Mapping[str, float]], path: Path) -> Path:
     steps = [r["step"] for r in rows]
     losses = [r["loss"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, losses, lw=1)
+    ax.plot(steps, losses, lw=1, marker="o" if len(steps) < 20 else None, ms=3)  # few: visible
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     readable_log_scale(ax, losses)

@@ -163,19 +163,24 @@ def noise_level_ode_nll(
     exact_max_dim: int = EXACT_DIVERGENCE_MAX_DIM,
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> ODELikelihood:
     """-log p(x_0) (B,) in nats by the probability-flow ODE in the noise-level frame (module
-    docstring), for a denoiser over any process; arguments as for the discrete integration."""
+    docstring), for a denoiser over any process; arguments as for the discrete integration
+    (``progress``: a bar over log sigma_bar from its start to its end)."""
     process, denoiser = denoiser.process, _in_dtype(denoiser, dtype)
     t_lo, t_hi = max(process.t_min, denoiser.first_trained_time), process.t_max
     alpha_hi, D = process.alpha(t_hi), x0[0].numel()
     sigma_lo, sigma_hi = process.sigma_bar(t_lo), process.sigma_bar(t_hi)
     probe = _probe(x0, exact_max_dim, dtype, generator)
     nfe = 0
+    span = math.log(sigma_hi) - math.log(sigma_lo)
+    bar = tqdm(total=100, desc="ODE NLL", unit="%", disable=not progress, leave=False)
 
     def drift(tau: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         nonlocal nfe
         nfe += 1
+        bar.update(max(0, min(100, round(100 * (float(tau) - math.log(sigma_lo)) / span)) - bar.n))
         # (the solver's first trial step may reach past the ends: stay inside)
         sigma_bar = min(max(float(torch.exp(tau)), sigma_lo), sigma_hi)
         t = min(max(process.time_at_sigma_bar(sigma_bar), t_lo), t_hi)
@@ -188,7 +193,10 @@ def noise_level_ode_nll(
     bounds = [math.log(sigma_lo), math.log(sigma_hi)]
     taus = torch.tensor(bounds, dtype=dtype, device=x0.device)
     zero = torch.zeros(x0.shape[0], dtype=dtype, device=x0.device)
-    ys, divs = odeint(drift, (x0.to(dtype), zero), taus, rtol=rtol, atol=atol, method=method)
+    try:
+        ys, divs = odeint(drift, (x0.to(dtype), zero), taus, rtol=rtol, atol=atol, method=method)
+    finally:
+        bar.close()
     x_hi = alpha_hi * ys[-1]
     std = denoiser.prior_std(t_hi)
     log_prior = -0.5 * ((x_hi / std) ** 2).reshape(x0.shape[0], -1).sum(1)

@@ -84,7 +84,7 @@ class Run:
 
     def fingerprint(self) -> str:
         """What identifies the trained model (schedule_file.fingerprint)."""
-        data = ckpt.read_manifest(self.run_dir).get("data", {})
+        data = read_manifest(self.run_dir).get("data", {})
         return fingerprint(self.config, data.get("sha256"))
 
     def weights_sha256(self) -> str | None:

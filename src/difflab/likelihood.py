@@ -28,14 +28,17 @@ The data's density is read off at the first noise level: log p(x_0) = log p_1(sq
 The divergence is exact (D autograd passes) for D <= ``exact_max_dim`` and Hutchinson's
 estimator with one Rademacher probe per example otherwise (unbiased; FFJORD, Grathwohl et al.
 2019). The model is a :class:`difflab.denoiser.Denoiser`, asked at the fractional paper
-time t + 1 of the step index t in [0, T-1] (index 0 is x_1).
+time t + 1 of the step index t in [0, T-1] (index 0 is x_1). On several processes a ``split``
+(``training/distributed.RowSplit``) computes each rank's rows of the drift and divergence and
+gathers them; every rank integrates the whole batch, so the solver takes the same steps.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -99,6 +102,7 @@ def _discrete_ode_nll(
     dtype: torch.dtype = torch.float64,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    split: Callable[..., Any] | None = None,
 ) -> ODELikelihood:
     """-log p(x_0) (B,) in nats under the probability-flow ODE of the model (see module doc).
 
@@ -106,6 +110,7 @@ def _discrete_ode_nll(
     ``generator`` for the Hutchinson probes must live there too). The model is run in
     ``dtype`` (float64 by default, so the solver's tolerances, not round-off, set the error).
     ``progress``: a bar over the integration interval (log u from its start to its end).
+    ``split(fn, x, probe)``: how to run the per-row drift ``fn`` (None: on every row here).
     """
     process = denoiser.process
     if process.t_max < 2:
@@ -127,12 +132,16 @@ def _discrete_ode_nll(
         bar.update(max(0, round(100 * float(tau - taus[0]) / span) - bar.n))
         u = float(torch.exp(tau))
         t = max(step_index(knots, u) + 1.0, denoiser.first_trained_time)
-        with torch.enable_grad():
-            x = state[0].detach().requires_grad_(True)
-            eps = denoiser(x, t).eps
-            f = -0.5 * u * (x - eps / math.sqrt(-math.expm1(-u)))
-            div = _divergence(f, x, probe)
-        return f.detach(), div.detach()
+
+        def rows(x_rows: torch.Tensor, probe_rows: torch.Tensor | None):
+            with torch.enable_grad():
+                x = x_rows.detach().requires_grad_(True)
+                eps = denoiser(x, t).eps
+                f = -0.5 * u * (x - eps / math.sqrt(-math.expm1(-u)))
+                div = _divergence(f, x, probe_rows)
+            return f.detach(), div.detach()
+
+        return rows(state[0], probe) if split is None else split(rows, state[0], probe)
 
     zero = torch.zeros(x0.shape[0], dtype=dtype, device=device)
     try:

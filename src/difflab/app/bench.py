@@ -69,8 +69,8 @@ def _row(
     cfg = run.config.replace("sample", sampler=sampler, steps=steps)
     shape = (n, *run.data.shape)
     t0 = time.perf_counter()
-    gen = run.generator(seed)
-    result = generate(cfg, run.model, run.schedule, shape, generator=gen, progress=progress)
+    gen, net = run.generator(seed), run.sampling_network()
+    result = generate(cfg, net, run.schedule, shape, generator=gen, progress=progress)
     wall = time.perf_counter() - t0
     samples = run.data.decode(result.x.cpu().numpy())
     row: dict[str, Any] = {"sampler": sampler, "steps": steps, "nfe": result.nfe, "wall_s": wall}

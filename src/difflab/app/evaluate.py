@@ -15,7 +15,9 @@ On held-out data (a fresh toy draw, or the user's file) it computes
 Each estimate comes with its standard error over the held-out points. NLLs are in the user's
 units: a standardised run adds sum(log std). Data on a grid (``levels``) use the discretized
 decoder in the bound and, for the ODE, the density times the bin volume (2 / (levels - 1))^D.
-Image runs: ``app/evaluate_images.py``. Everything runs on the run's device.
+Image runs: ``app/evaluate_images.py``. Everything runs on the run's device. Under torchrun
+every rank runs the network on its rows of each batch (the bound's and the sampler's network
+calls, the ODE's drift and divergence) and rank 0 writes: the numbers of one process.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from difflab.app.config import untrained_output
 from difflab.app.datasets import is_toy
 from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.quality import sample_metrics
+from difflab.app.ranks import load_split_run, on_every_rank
 from difflab.app.registry import DIFFUSION, LOSSES
 from difflab.app.resources import require_memory, sampling_bytes
-from difflab.app.run import Run, load_run
+from difflab.app.run import Run
 from difflab.app.sample import check_count, nonfinite_cause, nonfinite_rows
 from difflab.atomic import atomic_write_json
 from difflab.data.files import load_vectors
@@ -126,9 +129,10 @@ def bound_per_example(
 def ode_per_example(
     run: Run, x: torch.Tensor, *, seed: int, progress: bool = False
 ) -> tuple[np.ndarray, int]:
-    """ODE NLL (N,) in model space and the solver's number of drift evaluations."""
+    """ODE NLL (N,) in model space and the solver's number of drift evaluations (under
+    torchrun each rank computes the drift and divergence of its rows of the batch)."""
     ev = run.config.evaluate
-    gen, denoiser = run.generator(seed), run.denoiser(clip=False)
+    gen, denoiser = run.generator(seed), run.denoiser(clip=False, split=False)
     out, nfe = [], 0
     for batch in _batches(x, ev.batch_size):
         res = ode_nll(
@@ -140,6 +144,7 @@ def ode_per_example(
             exact_max_dim=ev.exact_divergence_max_dim,
             generator=gen,
             progress=progress,
+            split=run.split,
         )
         out.append(res.nll.cpu().numpy())
         nfe += res.nfe
@@ -200,11 +205,15 @@ def evaluate_run(
         result["true_entropy_nats"], result["true_entropy_se"] = _mean_se(neg_log_p)
         for key, values in parts:  # paired: the spread of -log p(x) cancels
             result[f"kl_{key}_nats"], result[f"kl_{key}_se"] = _mean_se(values - neg_log_p)
-    # 5. the sample metrics (NaN/inf samples are reported; the likelihoods are kept)
+    # 5. the sample metrics (NaN/inf samples are reported; the likelihoods are kept); under
+    # torchrun sampled on every rank, scored and written by rank 0
     if run.config.evaluate.n_samples > 0:
         seed = run.config.evaluate.seed
         samples, _ = run.sample(run.config.evaluate.n_samples, seed=seed, progress=progress)
-        result.update(scored_samples(run, samples))
+        if run.writes:
+            result.update(scored_samples(run, samples))
+    if not run.writes:
+        return result
     # 6. everything is computed: the three files replace the previous ones together
     with Outputs() as outputs:
         if not continuous:
@@ -304,10 +313,14 @@ def format_report(result: dict[str, Any]) -> list[str]:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``difflab evaluate``: exit 1 when the samples scored came out NaN/inf (the likelihoods
-    are still written)."""
+    """``difflab evaluate`` (under torchrun on every rank): exit 1 when the samples scored came
+    out NaN/inf (the likelihoods are still written)."""
+    return on_every_rank(lambda: _evaluate(args))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     check_count(args.n, least=2)
-    run = load_run(args.run_dir)
+    run, main = load_split_run(args.run_dir, args.device)
     check_folder_writable(run.run_dir / "plots", flag=f"evaluate {run.run_dir}")
     if args.variance is not None:
         run.override_variance(args.variance)
@@ -320,12 +333,14 @@ def command(args: argparse.Namespace) -> int:
                     f"{flag} does not apply to image runs: they are evaluated on their test "
                     "split by the bound (no ODE); drop it"
                 )
-        return command_images(run, n=args.n or 1000, progress=not args.quiet)
+        return command_images(run, n=args.n or 1000, progress=main and not args.quiet)
     changes = {"ode_rtol": args.rtol, "ode_atol": args.atol}
     changes = {k: v for k, v in changes.items() if v is not None}
     if changes:
         run.config = run.config.replace("evaluate", **changes)
-    result = evaluate_run(run, data_path=args.data, n=args.n, progress=not args.quiet)
+    result = evaluate_run(run, data_path=args.data, n=args.n, progress=main and not args.quiet)
+    if not main:
+        return 0
     for line in format_report(result):
         print(line)
     print(f"wrote {run.run_dir / 'evaluate.json'}")

@@ -106,16 +106,20 @@ def evaluate_image_run(
         run, batch_size=batch_size, seed=seed, progress=progress
     )
     if scores:
-        samples, _ = run.sample(n_samples, seed=seed + 1, progress=progress)
-        result.update(scored_samples(run, samples))
-    atomic_write_json(run.run_dir / "evaluate.json", result)
+        samples, _ = run.sample(n_samples, seed=seed + 1, progress=progress)  # on every rank
+        if run.writes:
+            result.update(scored_samples(run, samples))
+    if run.writes:  # under torchrun: rank 0
+        atomic_write_json(run.run_dir / "evaluate.json", result)
     return result
 
 
 def command_images(run: Run, *, n: int, progress: bool = False) -> int:
-    """``difflab evaluate`` on an image run: print and write the results (exit 1 when the
-    samples scored are NaN/inf)."""
+    """``difflab evaluate`` on an image run: print and write the results (rank 0; exit 1 when
+    the samples scored are NaN/inf)."""
     result = evaluate_image_run(run, n_samples=n, progress=progress)
+    if not run.writes:
+        return 0
     bpd = result["bits_per_dim"]
     print(
         f"test bits/dim (bound): {bpd['bits_per_dim_bound']:.4f} +- {bpd['stderr']:.4f} "

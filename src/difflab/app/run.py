@@ -7,7 +7,7 @@ and the newest complete checkpoint.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from difflab.app.config_files import config_from_dict, config_from_json
 from difflab.app.resources import check_sampling_fits
 from difflab.app.schedule_file import TunedSchedule, fingerprint, read_schedule, schedule_path
 from difflab.choices import parse_enum
+from difflab.compiled import compile_network
 from difflab.data.dataset import Dataset
 from difflab.denoiser import Denoiser
 from difflab.reverse import Variance
@@ -35,11 +36,16 @@ from difflab.samplers._chain import Record
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
 from difflab.training.manifest import read_manifest
+from difflab.training.distributed import GatheredForward, RowSplit
 
 
 @dataclass
 class Run:
-    """Everything needed to sample from or evaluate a trained run."""
+    """Everything needed to sample from or evaluate a trained run.
+
+    ``split``: under torchrun, how the network's rows are shared among the processes (each
+    runs its rows, all get every row: training/distributed.py); None in one process.
+    """
 
     run_dir: Path
     config: Config
@@ -49,20 +55,44 @@ class Run:
     step: int
     checkpoint: Path
     weights_file: str = "ema.safetensors"
+    split: RowSplit | None = None
+    _compiled: dict[str, nn.Module] = field(default_factory=dict, repr=False)
+
+    @property
+    def writes(self) -> bool:
+        """True on the process that writes files and prints: rank 0, or the only process."""
+        return self.split is None or self.split.ctx.is_main
 
     @property
     def device(self) -> torch.device:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def denoiser(self, *, clip: bool | None = None) -> Denoiser:
+    def denoiser(self, *, clip: bool | None = None, split: bool = True) -> Denoiser:
         """The run's diffusion network behind a Denoiser (diffusion runs). ``clip``: clamp
         x0_hat to [-1, 1] (default: ``sample.clip_x0``); likelihoods are those of the unclipped
-        model, since clipping is a sampling option."""
+        model, since clipping is a sampling option. ``split``: under torchrun, each process
+        runs the network on its rows (False: on every row, for callers that split otherwise)."""
         cfg = self.config
         if clip is not None and clip != cfg.sample.clip_x0:
             cfg = cfg.replace("sample", clip_x0=clip)
-        return build_denoiser(cfg, self.model, self.schedule)
+        net = self.model if not split else self._split(self.model)
+        return build_denoiser(cfg, net, self.schedule)
+
+    def _split(self, net: nn.Module) -> nn.Module:
+        return net if self.split is None else GatheredForward(net, self.split)
+
+    def sampling_network(self) -> nn.Module:
+        """The network samplers call: compiled once if ``sample.compile`` (eager, with a
+        warning, where torch.compile cannot work), and split across processes under torchrun."""
+        net = self.model
+        if self.config.sample.compile:
+            if "sample" not in self._compiled:
+                self._compiled["sample"] = compile_network(
+                    self.model, self.device, what="sample.compile"
+                )
+            net = self._compiled["sample"]
+        return self._split(net)
 
     def generator(self, seed: int) -> torch.Generator:
         """A generator seeded with ``seed`` on the run's device."""
@@ -139,7 +169,7 @@ class Run:
             cfg = cfg.replace("sample", sampler=tuned.sampler, steps=tuned.steps, **tuned.noise)
         result = generate(
             cfg,
-            self.model,
+            self.sampling_network(),
             self.schedule,
             (n, *self.data.shape),
             generator=generator,

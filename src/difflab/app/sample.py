@@ -3,6 +3,9 @@
 The output paths are checked before sampling (an existing file is replaced only with
 ``--overwrite``); samples that are not all finite are never written: the command ends with a
 one-line error naming the likely cause (:func:`require_finite`), exit code 2.
+
+Under ``torchrun`` every rank runs the network on its share of the samples and rank 0 writes
+them: the same samples as one process with the same seed (``app/ranks.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import numpy as np
 from difflab.app.config import untrained_output
 from difflab.app.outputs import Outputs, check_writable
 from difflab.app.registry import DIFFUSION, SAMPLERS
-from difflab.app.run import Run, load_run
+from difflab.app.ranks import load_split_run, on_every_rank
+from difflab.app.run import Run
 from difflab.app.sections import check_seed
 from difflab.data.files import check_output_path, save_vectors
 from difflab.data.images import check_image_output_path, save_image_array, to_user_space
@@ -139,12 +143,16 @@ def check_tuned_flags(tuned, args: argparse.Namespace) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``difflab sample``."""
+    """``difflab sample`` (under torchrun on every rank)."""
+    return on_every_rank(lambda: _sample(args))
+
+
+def _sample(args: argparse.Namespace) -> int:
     from difflab.image_plots import save_image_grid  # matplotlib takes seconds to import
 
     check_count(args.n)
     check_seed(args.seed, "--seed")
-    run = load_run(args.run_dir)
+    run, main = load_split_run(args.run_dir, args.device)
     levels = level_overrides(args)
     run.override_sampling(
         sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing,
@@ -166,8 +174,12 @@ def command(args: argparse.Namespace) -> int:
         if grid.suffix.lower() != ".png":
             raise ValueError(f"--grid {grid}: give a .png file")
         check_writable(grid, flag="--grid", overwrite=args.overwrite)
+    if args.compile:
+        run.config = run.config.replace("sample", compile=True)
     n = args.n or run.config.sample.n
-    samples, _ = run.sample(n, seed=args.seed, progress=not args.quiet)
+    samples, _ = run.sample(n, seed=args.seed, progress=main and not args.quiet)
+    if not main:
+        return 0
     require_finite(run, samples)
     with Outputs() as outputs:
         save_samples(run, samples, outputs.stage(out))

@@ -306,6 +306,8 @@ class TrainConfig:
     sample figure at every checkpoint; needs ``pip install 'difflab[tensorboard]'``).
     ``threads``: intra-op CPU threads (0: as many as there are idle cores, see
     ``app/resources.choose_threads``).
+    ``compile``: run the network through torch.compile (eager, with a warning, where it cannot
+    work); ``fused_optimizer``: one fused Adam/AdamW kernel where the device has it.
     """
 
     steps: int = 8000
@@ -328,6 +330,8 @@ class TrainConfig:
     precision: str = "float32"
     tensorboard: bool = False
     threads: int = 0
+    compile: bool = False
+    fused_optimizer: bool = True
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")
@@ -404,6 +408,8 @@ class SampleConfig:
     formulations. EDM's sampler ("edm"): ``s_churn``, ``s_tmin``, ``s_tmax`` (omitted: no
     upper limit), ``s_noise`` (Karras et al. 2022, Alg. 2). ``schedule``: "grid" (the above),
     "tuned" (the run's tuned_schedule.json from ``difflab tune-schedule``) or a path to one.
+    ``compile``: run the network through torch.compile while sampling (eager, with a warning,
+    where it cannot work).
     """
 
     sampler: str = "ddpm"
@@ -428,6 +434,7 @@ class SampleConfig:
     s_tmax: float | None = None
     s_noise: float = 1.0
     schedule: str = "grid"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         entry = registry.lookup("sample.sampler", self.sampler)

@@ -53,6 +53,8 @@ RESUME_KEYS = (
     "max_nonfinite",
     "device",
     "threads",
+    "compile",
+    "fused_optimizer",
 )
 
 
@@ -308,9 +310,10 @@ def _train(args: argparse.Namespace) -> int:
         )
         return 130 if summary.interrupted == "SIGINT" else 143
     skipped = f", {summary.skipped_steps} non-finite steps skipped" if summary.skipped_steps else ""
+    warmup = f", torch.compile warm-up {summary.compile_s:.1f} s" if summary.compile_s else ""
     print(
         f"trained to step {summary.steps} in {summary.wall_s:.1f} s "
-        f"({summary.steps_per_s:.0f} steps/s), final loss {summary.final_loss:.4f}{skipped}"
+        f"({summary.steps_per_s:.0f} steps/s{warmup}), final loss {summary.final_loss:.4f}{skipped}"
     )
     print(f"run directory: {run_dir}")
     if args.report:

@@ -59,24 +59,25 @@ def swiss_roll(n: int, *, generator: SeedLike = None) -> np.ndarray:
     """The tutorial's swiss roll: ``make_swiss_roll(n, noise=0.5)[0][:, [0, 2]] / 10``.
 
     Process: t ~ Uniform(1.5 pi, 4.5 pi) (uniform in the angle, not in arc length);
-    x = (t cos t, t sin t) / 10 + N(0, 0.05^2 I). Exactly scikit-learn's draw, which also
-    consumes a discarded height coordinate. An int or None ``generator`` is passed to sklearn as
-    ``random_state`` unchanged; a ``numpy.random.Generator`` seeds a ``RandomState`` with one
-    draw of ``generator.integers(2**32)``.
+    x = (t cos t, t sin t) / 10 + N(0, 0.05^2 I). Exactly scikit-learn's draw (its
+    ``make_swiss_roll``: the same ``RandomState`` calls in the same order, including a discarded
+    height coordinate and its noise), computed here because importing scikit-learn takes
+    seconds. An int or None ``generator`` seeds a ``RandomState`` as scikit-learn does (None:
+    fresh entropy); a ``numpy.random.Generator`` seeds one with ``generator.integers(2**32)``.
 
     Returns:
         (n, 2) float32, within about [-1.2, 1.5] x [-1.3, 1.6].
     """
     _check_n(n)
-    random_state: int | np.random.RandomState | None
     if isinstance(generator, np.random.Generator):
         random_state = np.random.RandomState(int(generator.integers(2**32)))
     else:
-        random_state = generator
-    from sklearn.datasets import make_swiss_roll  # imported here: sklearn takes seconds to load
-
-    x3, _ = make_swiss_roll(n, noise=SWISS_ROLL_NOISE, random_state=random_state)
-    return _finish(x3[:, [0, 2]] / SWISS_ROLL_DIVISOR)
+        random_state = np.random.RandomState(generator)
+    t = 1.5 * np.pi * (1 + 2 * random_state.uniform(size=n))
+    random_state.uniform(size=n)  # the height of the 3-D roll, dropped
+    noise = SWISS_ROLL_NOISE * random_state.standard_normal(size=(3, n))
+    x = np.stack([t * np.cos(t) + noise[0], t * np.sin(t) + noise[2]], axis=1)
+    return _finish(x / SWISS_ROLL_DIVISOR)
 
 
 def moons(n: int, *, generator: SeedLike = None) -> np.ndarray:

@@ -18,6 +18,14 @@ batch (up to floating-point summation order):
 
 Only rank 0 writes files (run directory, metrics, checkpoints).
 
+Sampling and evaluating (``torchrun ... -m difflab sample`` / ``evaluate``) split the network's
+work instead of the data: every rank holds the whole batch of states and draws the same noise
+from the same seeded generator, the network runs on this rank's rows only and the rows are
+all-gathered after every call (:class:`RowSplit`, :class:`GatheredForward`). So N processes
+compute what one process computes, sample for sample, and the seeds of one-process runs keep
+their meaning; the per-step work besides the network (a few elementwise operations) is repeated
+on every rank.
+
 A rank that raises must not leave the others waiting in a collective (NCCL never notices a
 dead peer; gloo does, but then reports only "Connection closed by peer"):
 :func:`fail_together` publishes the first failure in the process group's store and every rank
@@ -130,6 +138,57 @@ class ShardedForward(nn.Module):
         before = out.new_zeros((part.start, *out.shape[1:]))
         after = out.new_zeros((x.shape[0] - part.stop, *out.shape[1:]))
         return torch.cat([before, out, after])
+
+
+class RowSplit:
+    """Runs a function whose output rows depend only on the same rows of its inputs on this
+    rank's contiguous rows of the batch, and all-gathers the result, so that every rank gets
+    the whole batch's output (what one process would compute, up to floating-point
+    differences between batch sizes)."""
+
+    def __init__(self, ctx: DistContext) -> None:
+        self.ctx = ctx
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` with every tensor argument of the first one's length cut to this
+        rank's rows; ``fn`` returns a tensor or a tuple of tensors, each gathered."""
+        n = args[0].shape[0]
+        part = self.ctx.shard(n)
+        cut = [a[part] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
+               for a in args]  # fmt: skip
+        out = fn(*cut)
+        if isinstance(out, tuple):
+            return tuple(gather_rows(o, n, self.ctx) for o in out)
+        return gather_rows(out, n, self.ctx)
+
+
+def gather_rows(part: torch.Tensor, n: int, ctx: DistContext) -> torch.Tensor:
+    """The (n, ...) tensor whose rows ``ctx.shard(n)`` of rank r are rank r's ``part`` (one
+    all-gather of the shards padded to the largest)."""
+    if not ctx.enabled:
+        return part
+    bounds = [shard_slice(n, r, ctx.world_size) for r in range(ctx.world_size)]
+    size = max(b.stop - b.start for b in bounds)
+    padded = part.new_zeros((size, *part.shape[1:]))
+    padded[: part.shape[0]] = part
+    parts = [torch.empty_like(padded) for _ in bounds]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[: b.stop - b.start] for p, b in zip(parts, bounds)])
+
+
+class GatheredForward(nn.Module):
+    """``net`` run through a :class:`RowSplit`: each rank evaluates its rows of the batch, and
+    every rank gets all of them (sampling and evaluating on several processes). Arguments of
+    the batch's length are cut to the rank's rows (x, t or sigma); a t shared by the batch
+    (stride 0) stays shared."""
+
+    def __init__(self, net: nn.Module, split: RowSplit) -> None:
+        super().__init__()
+        self.net = net
+        self.split = split
+
+    def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        return self.split(self.net, x, *args)
 
 
 def init_distributed(device: str) -> tuple[DistContext, str]:

@@ -23,6 +23,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from difflab.compiled import (
+    CompiledNetwork,
+    bfloat16_unsupported,
+    compile_network,
+    fused_optimizer_supported,
+)
 from difflab.data.dataset import Dataset
 from difflab.ema import EMA
 from difflab.losses.base import LossOutput, Objective
@@ -52,6 +58,8 @@ class TrainSettings(Protocol):
     log_format: str
     max_nonfinite: int
     precision: str
+    compile: bool
+    fused_optimizer: bool
 
 
 class TrainingObserver(Protocol):
@@ -80,9 +88,15 @@ def lr_at(step: int, cfg: TrainSettings) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: nn.Module, cfg: TrainSettings) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: TrainSettings, device: torch.device | str = "cpu"
+) -> torch.optim.Optimizer:
+    """Adam or AdamW; fused into one kernel when ``cfg.fused_optimizer`` and the parameters'
+    device has it (else torch's multi-tensor implementation)."""
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fused = getattr(cfg, "fused_optimizer", False) and fused_optimizer_supported(device)
+    kwargs = {"fused": True} if fused else {}
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
 
 
 class NonFiniteError(ValueError):
@@ -98,6 +112,7 @@ class TrainSummary:
     skipped_steps: int = 0
     interrupted: str | None = None  # the signal's name when SIGINT/SIGTERM stopped the run
     checkpoint: Path | None = None
+    compile_s: float | None = None  # the first step's wall time with train.compile (warm-up)
 
 
 class Trainer:
@@ -128,6 +143,12 @@ class Trainer:
     ) -> None:
         self.dist = dist_ctx or DistContext()
         self.device = torch.device(device)
+        reason = bfloat16_unsupported(self.device) if cfg.precision == "bfloat16" else None
+        if reason:
+            raise ValueError(
+                f"train.precision = 'bfloat16': {reason}; set train.precision = "
+                "'float32' or train on a device that has bfloat16"
+            )
         self.model = model.to(self.device)
         self.objective = objective
         if hasattr(objective, "schedule"):
@@ -141,7 +162,7 @@ class Trainer:
         self.observer = observer if self.dist.is_main else None
         self.sample_ema = sample_ema
         self.progress = progress and self.dist.is_main
-        self.optimizer = build_optimizer(self.model, cfg)
+        self.optimizer = build_optimizer(self.model, cfg, self.device)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.step = 0
@@ -158,7 +179,13 @@ class Trainer:
         self.run_dir = Path(run_dir) if self.dist.is_main else None
 
     def _shard_setup(self, cfg: TrainSettings) -> None:
-        self.forward_model: nn.Module = self.model
+        """The module the objective calls: the network, compiled if asked (train.compile),
+        and under torchrun wrapped in DDP and run on this rank's shard of the batch."""
+        net = self.model
+        if getattr(cfg, "compile", False):
+            net = compile_network(self.model, self.device, what="train.compile")
+        self.compiled = net if isinstance(net, CompiledNetwork) else None
+        self.forward_model: nn.Module = net
         if not self.dist.enabled:
             return
         if cfg.batch_size % self.dist.world_size:
@@ -169,7 +196,7 @@ class Trainer:
         timesteps = getattr(self.objective, "timesteps", None)
         if timesteps is not None and hasattr(timesteps, "set_shard"):
             timesteps.set_shard(self.dist.rank, self.dist.world_size)
-        self.forward_model = ShardedForward(self.dist.wrap(self.model, self.device), self.dist)
+        self.forward_model = ShardedForward(self.dist.wrap(net, self.device), self.dist)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.cfg.precision != "bfloat16":
@@ -226,10 +253,14 @@ class Trainer:
         window_t, window_loss, window_n, last_loss = t0, torch.zeros(()), 0, float("nan")
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc="train")
         self.model.train()
+        compile_s = None
         try:
             with stop_on_signals(self.stop), _say_what_was_lost(self):
                 while self.step < cfg.steps and not self.stop_requested:
-                    loss, grad_norm = self.train_step()
+                    if compile_s is None and self.compiled is not None:
+                        compile_s, (loss, grad_norm) = self._compile_warmup(bar)
+                    else:
+                        loss, grad_norm = self.train_step()
                     if not self.applied:
                         self._check_nonfinite()
                         continue
@@ -276,7 +307,22 @@ class Trainer:
             if self.stop_requested and self.step < cfg.steps
             else None,
             checkpoint=self._last_checkpoint(),
+            compile_s=compile_s,
         )
+
+    def _compile_warmup(self, bar: tqdm) -> tuple[float, tuple[torch.Tensor, Any]]:
+        """The first step with train.compile, shown as such in the progress output: it traces
+        and compiles the network's forward and backward passes. Returns its wall time and
+        what :meth:`train_step` returned."""
+        bar.set_description("train (torch.compile warm-up)")
+        t0 = time.perf_counter()
+        result = self.train_step()
+        seconds = time.perf_counter() - t0
+        bar.set_description("train")
+        if self.progress:
+            state = "compiled" if self.compiled is not None and self.compiled.compiled else "eager"
+            bar.write(f"train.compile: first step {seconds:.1f} s (warm-up; network {state})")
+        return seconds, result
 
     def _checkpoint_due(self) -> bool:
         """Every ``checkpoint_every`` steps (0: off), and ``checkpoint_minutes`` after the last

@@ -47,7 +47,7 @@ def train_within(cfg, run_dir: Path, *, minutes: float, calibrate: int) -> dict:
     dataset = build_dataset(cfg.data, seed=cfg.train.seed)
     schedule = build_schedule(cfg.schedule)
     model = build_model(cfg, dataset.shape)
-    objective = build_objective(cfg, schedule)
+    objective = build_objective(cfg, schedule, levels=dataset.levels)  # the bound's decoder
     run_dir.mkdir(parents=True)
     write_manifest(run_dir, data_info(dataset))
     trainer = Trainer(model, objective, dataset, cfg.train, run_dir=run_dir, progress=False)

@@ -103,7 +103,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the results as JSON")
     args = parser.parse_args()
     results = []
-    print(f"{'candidate':<24}{'train s':>8}{'steps/s':>8}  sampler            ratio  excess  sample s")
+    print(
+        f"{'candidate':<24}{'train s':>8}{'steps/s':>8}  sampler            ratio  excess  sample s"
+    )
     for text in args.candidate:
         result = run_candidate(*parse_candidate(text), args)
         results.append(result)

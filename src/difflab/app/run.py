@@ -94,6 +94,12 @@ class Run:
             net = self._compiled["sample"]
         return self._split(net)
 
+    @property
+    def sample_compile_s(self) -> float | None:
+        """The compiled sampling network's first call (its warm-up), if it ran compiled."""
+        net = self._compiled.get("sample")
+        return getattr(net, "warmup_s", None) if getattr(net, "compiled", False) else None
+
     def generator(self, seed: int) -> torch.Generator:
         """A generator seeded with ``seed`` on the run's device."""
         return torch.Generator(device=self.device).manual_seed(seed)

@@ -185,6 +185,8 @@ def _sample(args: argparse.Namespace) -> int:
         save_samples(run, samples, outputs.stage(out))
         if grid is not None:
             save_image_grid(samples[:GRID_MAX], outputs.stage(grid))
+    if run.sample_compile_s is not None:
+        print(f"sample.compile: the first network call took {run.sample_compile_s:.1f} s (warm-up)")
     print(f"wrote {n} samples to {out}")
     if grid is not None:
         print(f"wrote a grid of {min(n, GRID_MAX)} samples to {grid}")

@@ -104,10 +104,18 @@ def _sample_parser(sub) -> None:
     p = sub.add_parser(
         "sample",
         help="draw samples from a trained run",
-        description="Draw samples from a run's newest checkpoint (EMA weights).",
+        description="Draw samples from a run's newest checkpoint (EMA weights). Several "
+        "processes: torchrun --nproc_per_node=N -m difflab sample RUN_DIR ... (each runs the "
+        "network on its share; the same samples as one process).",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
-    p.add_argument("--n", type=int, help="number of samples (default: sample.n of the run)")
+    p.add_argument(
+        "-n",
+        "--n",
+        type=int,
+        help="number of samples (default: sample.n of the run); under torchrun write -n N "
+        "(torchrun reads --n as its own --nnodes)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--out",
@@ -132,6 +140,13 @@ def _sample_parser(sub) -> None:
         help="grid (the default: --noise-grid / --spacing), tuned (RUN_DIR/tuned_schedule.json "
         "from `difflab tune-schedule`) or the path of a tuned schedule file",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the network through torch.compile (as sample.compile = true; a warm-up of "
+        "seconds, worth it for many samples)",
+    )
+    _add_device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -230,7 +245,8 @@ def _evaluate_parser(sub) -> None:
         "RUN_DIR/evaluate.json. Solver settings: the run's [evaluate] config section. Image runs: "
         "bits/dim on the test split with the discretized decoder on the data's levels, and for "
         "digits the Frechet distance of --n samples (default 1000) to the test split with its "
-        "noise floor, and their predicted classes.",
+        "noise floor, and their predicted classes. Several processes: torchrun "
+        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process).",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument(
@@ -239,9 +255,11 @@ def _evaluate_parser(sub) -> None:
         "use their test split)",
     )
     p.add_argument(
+        "-n",
         "--n",
         type=int,
-        help="number of held-out points (default: evaluate.n); image runs: samples scored",
+        help="number of held-out points (default: evaluate.n); image runs: samples scored; under "
+        "torchrun write -n N",
     )
     p.add_argument("--rtol", type=float, help="ODE relative tolerance (default: evaluate.ode_rtol)")
     p.add_argument("--atol", type=float, help="ODE absolute tolerance (default: evaluate.ode_atol)")
@@ -250,6 +268,7 @@ def _evaluate_parser(sub) -> None:
         help="evaluate a fixed-variance model with another fixed variance: small (posterior "
         "variance) or large (beta_t); default: model.variance of the run",
     )
+    _add_device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -295,6 +314,15 @@ def _version() -> str:
     except Exception:  # torch installed without metadata
         torch_version = "unknown"
     return f"difflab {difflab.__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where the network runs: cpu (default), cuda, cuda:N or auto; under torchrun each "
+        "rank uses GPU LOCAL_RANK",
+    )
 
 
 def _sampler_help() -> str:

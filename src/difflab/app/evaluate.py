@@ -47,6 +47,7 @@ from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy, toy_log_prob
 from difflab.likelihood import ode_nll
 from difflab.losses.vlb import full_bound
+from difflab.noise import DiscreteProcess
 
 #: Seed of the held-out toy draw: neither a training seed nor the sample metrics' references.
 HELD_OUT_SEED = 2_000_003
@@ -130,9 +131,12 @@ def ode_per_example(
     run: Run, x: torch.Tensor, *, seed: int, progress: bool = False
 ) -> tuple[np.ndarray, int]:
     """ODE NLL (N,) in model space and the solver's number of drift evaluations (under
-    torchrun each rank computes the drift and divergence of its rows of the batch)."""
+    torchrun, on a discrete schedule, each rank computes the drift and divergence of its rows
+    of the batch; a continuous formulation's ODE runs the whole batch on every rank)."""
     ev = run.config.evaluate
     gen, denoiser = run.generator(seed), run.denoiser(clip=False, split=False)
+    discrete = isinstance(denoiser.process, DiscreteProcess)
+    split = {"split": run.split} if discrete and run.split is not None else {}
     out, nfe = [], 0
     for batch in _batches(x, ev.batch_size):
         res = ode_nll(
@@ -144,7 +148,7 @@ def ode_per_example(
             exact_max_dim=ev.exact_divergence_max_dim,
             generator=gen,
             progress=progress,
-            split=run.split,
+            **split,
         )
         out.append(res.nll.cpu().numpy())
         nfe += res.nfe

@@ -35,8 +35,8 @@ from difflab.samplers import ChainResult
 from difflab.samplers._chain import Record
 from difflab.schedules import NoiseSchedule
 from difflab.training import checkpoint as ckpt
-from difflab.training.manifest import read_manifest
 from difflab.training.distributed import GatheredForward, RowSplit
+from difflab.training.manifest import read_manifest
 
 
 @dataclass

@@ -17,8 +17,8 @@ import numpy as np
 
 from difflab.app.config import untrained_output
 from difflab.app.outputs import Outputs, check_writable
-from difflab.app.registry import DIFFUSION, SAMPLERS
 from difflab.app.ranks import load_split_run, on_every_rank
+from difflab.app.registry import DIFFUSION, SAMPLERS
 from difflab.app.run import Run
 from difflab.app.sections import check_seed
 from difflab.data.files import check_output_path, save_vectors

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from difflab.app.config import Config, ScheduleConfig
-from difflab.app.registry import DIFFUSION, LADDER, LOSSES, MODELS, SAMPLERS
+from difflab.app.registry import DIFFUSION, LADDER, LOSSES, MODELS, SAMPLERS, VOCODER
+from difflab.audio.mel import MelSpectrogram
 from difflab.continuous import DEFAULT_STEPS, VPProcess
 from difflab.denoiser import Denoiser
 from difflab.formulation import NOISE_INPUT_SCALES, ContinuousDenoiser, Formulation
@@ -68,6 +69,8 @@ def _ingredients(
         "process": lambda: VPProcess(
             cfg.schedule.name, beta_min=cfg.schedule.beta_min, beta_max=cfg.schedule.beta_max
         ),
+        "mel": lambda: MelSpectrogram(cfg.mel.settings(cfg.data.sample_rate)),
+        "n_mels": lambda: cfg.mel.n_mels,
     }
 
 
@@ -88,9 +91,9 @@ def _call(row: Any, section: Any, ingredients: dict[str, Callable[[], Any]]) -> 
 def build_model(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
     """The network named by ``model.name`` for data of shape ``data_shape`` (one example)."""
     row = MODELS[cfg.model.name]
-    rank = {"vector": 1, "image": 3}[row.data]
+    rank = {"vector": 1, "audio": 2, "image": 3}[row.data]
     if len(data_shape) != rank:
-        what = "vector data (N, D)" if rank == 1 else "images (N, C, H, W)"
+        what = {1: "vector data (N, D)", 2: "audio (N, 1, L)", 3: "images (N, C, H, W)"}[rank]
         raise ValueError(
             f"model.name = {cfg.model.name!r} takes {what}; this data has examples of shape "
             f"{data_shape}: use model.name = {'unet' if rank == 1 else 'mlp'!r}"
@@ -153,6 +156,11 @@ def noise_level_score(net: nn.Module) -> Callable[[torch.Tensor, float], torch.T
 def sampler_model(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Any:
     """What the run's sampler runs: a Denoiser, a score s(x), or a ScoreLadder (NCSN)."""
     trains = LOSSES[cfg.loss.name].trains
+    if trains == VOCODER:
+        raise ValueError(
+            "this is an audio run: its network turns a mel into audio; vocode with "
+            "`difflab vocode RUN_DIR in.wav --out out.wav` or `difflab sample RUN_DIR`"
+        )
     if trains == DIFFUSION:
         return build_denoiser(cfg, net, schedule)
     if trains == LADDER:

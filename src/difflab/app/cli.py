@@ -120,7 +120,8 @@ def _sample_parser(sub) -> None:
     p.add_argument(
         "--out",
         help="output file, .npy or .csv (default: RUN_DIR/samples.npy); image runs write .npy "
-        "integer images (N, H, W[, C]) in 0..levels-1, like their input",
+        "integer images (N, H, W[, C]) in 0..levels-1, like their input; audio runs vocode "
+        "--n test clips into a folder of WAV files (default: RUN_DIR/samples)",
     )
     p.add_argument("--grid", metavar="FILE.png", help="image runs: also write a PNG grid")
     p.add_argument(
@@ -174,6 +175,23 @@ def _bench_samplers_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="the search's sampling seed (default 0)")
     p.add_argument("--check-seeds", type=int, default=5, help="fresh seeds of the check (5)")
     p.add_argument("--data", help="held-out data, .npy/.npz/.csv (needed for file runs)")
+        "vocode",
+        help="audio runs: re-synthesise a WAV/FLAC file from its own mel",
+        description="Compute the input's log-mel with the run's analysis and turn it back into "
+        "audio with the run's vocoder (EMA weights) in --steps iterations, on the run's tuned "
+        "schedule of that length if `difflab tune-schedule` stored one, else on the training "
+        "schedule respaced. An input at another sample rate is resampled to the run's (a note "
+        "says so); the output is a 16-bit WAV at the run's rate, as long as the input.",
+    )
+    p.add_argument(
+        "run_dir", help="an audio run directory (e.g. trained with configs/wavegrad.toml)"
+    )
+    p.add_argument("input", help="a WAV or FLAC file")
+    p.add_argument("--out", required=True, help="the WAV file to write")
+    p.add_argument("--steps", type=int, help="iterations K (default: sample.steps, else all T)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_sampler_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
         "bench-samplers",
@@ -374,6 +392,7 @@ def _add_level_args(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "train": "difflab.app.train",
     "sample": "difflab.app.sample",
+    "vocode": "difflab.app.vocode",
     "bench-samplers": "difflab.app.bench",
     "plot": "difflab.app.plot",
     "doctor": "difflab.app.doctor",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from difflab.app import registry
-from difflab.app.registry import DIFFUSION, LOSSES, MODELS, SAMPLERS
+from difflab.app.registry import DIFFUSION, LOSSES, MODELS, SAMPLERS, VOCODER
 from difflab.app.sections import (
     MAX_N_TRAIN,
     MAX_T,
@@ -25,6 +25,7 @@ from difflab.app.sections import (
     TrainConfig,
     _check,
 )
+from difflab.app.sections_audio import MelConfig
 
 __all__ = [
     "MAX_N_TRAIN",
@@ -33,6 +34,7 @@ __all__ = [
     "DataConfig",
     "EvaluateConfig",
     "LossConfig",
+    "MelConfig",
     "ModelConfig",
     "SampleConfig",
     "ScheduleConfig",
@@ -55,6 +57,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    mel: MelConfig = field(default_factory=MelConfig)
 
     def __post_init__(self) -> None:
         check_combination(self)
@@ -100,6 +103,9 @@ def check_combination(cfg: Config) -> None:
         MODELS[cfg.model.name],
         SAMPLERS[cfg.sample.sampler],
     )
+    if VOCODER in (loss.trains, model.kind) or cfg.data.is_audio:
+        _check_vocoder_run(cfg)
+        return
     if loss.trains != DIFFUSION:
         _check_score_run(cfg)
     elif model.kind != DIFFUSION:
@@ -248,3 +254,36 @@ def check_trainable(cfg: Config) -> None:
 
 def _default_of(key: str) -> Any:
     return Config().get(key)
+
+
+def _check_vocoder_run(cfg: Config) -> None:
+    """Audio data, a vocoder network and its loss go together, with a diffusion sampler; the
+    mel analysis fits the sample rate and its hop equals the product of the upsampling
+    factors (one frame of mel becomes hop samples)."""
+    vocoder_models = registry.names(MODELS, kind=VOCODER)
+    vocoder_losses = registry.names(LOSSES, trains=VOCODER)
+    audio_data = [n for n, e in registry.DATASETS.items() if e.source == "audio"]
+    wants = {
+        "data.name": (cfg.data.is_audio, audio_data),
+        "model.name": (MODELS[cfg.model.name].kind == VOCODER, vocoder_models),
+        "loss.name": (LOSSES[cfg.loss.name].trains == VOCODER, vocoder_losses),
+    }
+    wrong = [key for key, (ok, _) in wants.items() if not ok]
+    if wrong:
+        got = " and ".join(f"{key} = {cfg.get(key)!r}" for key in wrong)
+        fix = " and ".join(f"{key} = {wants[key][1][0]!r}" for key in wrong)
+        raise ValueError(f"a vocoder run needs audio data, a vocoder model and its loss: {got} "
+                         f"do not fit; set {fix}")  # fmt: skip
+    if SAMPLERS[cfg.sample.sampler].needs != DIFFUSION or not SAMPLERS[cfg.sample.sampler].grid:
+        choices = _quoted(registry.names(SAMPLERS, needs=DIFFUSION, grid=True))
+        raise ValueError(
+            f"sample.sampler = {cfg.sample.sampler!r} cannot vocode; use one of {choices}"
+        )
+    cfg.mel.settings(cfg.data.sample_rate)
+    hop = cfg.model.wavegrad_layout().hop_length
+    if hop != cfg.mel.hop_length:
+        raise ValueError(
+            f"model.upsample_factors {list(cfg.model.wavegrad_layout().upsample_factors)} "
+            f"multiply to {hop} samples per mel frame but mel.hop_length = {cfg.mel.hop_length}; "
+            f"set mel.hop_length = {hop} or factors whose product is {cfg.mel.hop_length}"
+        )

@@ -5,8 +5,10 @@ reads. Config validation, the "did you mean" lists, the CLI's help and the sampl
 plan all come from these tables (``app/build.py`` turns a row and a config into an object).
 
 Kinds of model: ``"diffusion"`` (a network behind a :class:`difflab.denoiser.Denoiser`),
-``"score"`` (a score network s(x)) and ``"ladder"`` (a noise-conditional score s(x, sigma) on
-the NCSN ladder, a :class:`difflab.samplers.ScoreLadder`).
+``"score"`` (a score network s(x)), ``"ladder"`` (a noise-conditional score s(x, sigma) on
+the NCSN ladder, a :class:`difflab.samplers.ScoreLadder`) and ``"vocoder"`` (a mel-conditioned
+waveform network that sees the noise level, ``difflab.vocoder``; its runs are sampled by the
+diffusion samplers through a Denoiser on the inference schedule).
 
 Keys: a row's ``keys`` are keys of its config section, passed to its function as keyword
 arguments of the same name; ``uses`` are what the run supplies (e.g. ``schedule``, the data's
@@ -33,8 +35,10 @@ from difflab.losses.score_matching import (
 from difflab.losses.sohl_dickstein import SohlDicksteinObjective
 from difflab.losses.vlb import VLBObjective
 from difflab.losses.vp_continuous import VPContinuousObjective
+from difflab.losses.wavegrad import WaveGradObjective
 from difflab.models import MLP, ConditionalLinearNet, ScoreMLP
 from difflab.models.unet import UNet
+from difflab.models.wavegrad import WaveGrad
 from difflab.samplers import (
     annealed_langevin_sample,
     ddim_sample,
@@ -48,7 +52,7 @@ from difflab.samplers import (
     pc_sample,
 )
 
-DIFFUSION, SCORE, LADDER = "diffusion", "score", "ladder"
+DIFFUSION, SCORE, LADDER, VOCODER = "diffusion", "score", "ladder", "vocoder"
 
 #: What a run supplies to a row (``uses``), and the config keys each is made from.
 INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
@@ -65,7 +69,10 @@ INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
     "time_scale": ("schedule.T",),  # 1000 / T: every T spans the same frequencies
     "noise_conditional": ("loss.name",),
     "process": ("schedule.name", "schedule.beta_min", "schedule.beta_max"),  # the VP process
-}
+    "mel": ("mel.n_fft", "mel.hop_length", "mel.win_length", "mel.n_mels", "mel.f_min",
+            "mel.f_max", "mel.floor", "data.sample_rate"),
+    "n_mels": ("mel.n_mels",),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,9 @@ class LossEntry:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """``fn(**keys, **uses)`` is the network, of kind ``kind``, for ``data`` ("vector" (N, D)
-    or "image" (N, C, H, W)); ``continuous_time``: it takes a fractional step index."""
+    """``fn(**keys, **uses)`` is the network, of kind ``kind``, for ``data`` ("vector" (N, D),
+    "image" (N, C, H, W) or "audio" (N, 1, L)); ``continuous_time``: it takes a fractional
+    step index."""
 
     fn: Callable[..., Any]
     kind: str
@@ -122,7 +130,8 @@ class ModelEntry:
 @dataclass(frozen=True)
 class DatasetEntry:
     """``source``: "toy" (a seeded generator with an exact density), "file" (vectors from
-    ``data.path``) or "image"; ``path_example``: what ``data.path`` holds, if it is needed."""
+    ``data.path``), "image" or "audio"; ``path_example``: what ``data.path`` holds, if it is
+    needed."""
 
     source: str
     summary: str
@@ -225,6 +234,10 @@ LOSSES: dict[str, LossEntry] = {
         "dpmpp2m", keys=("sigma_data",), uses=("process", "prediction"),
         requires={**_FIXED, "model.prediction": ("v", "eps", "x0")}, continuous=True,
     ),
+    "wavegrad": LossEntry(
+        WaveGradObjective, VOCODER, "WaveGrad: L1 on eps at a continuous noise level", "ddpm",
+        keys=("norm",), uses=("schedule", "mel"),
+    ),
 }  # fmt: skip
 
 _VECTOR_KEYS = ("width", "depth", "activation")
@@ -248,6 +261,12 @@ MODELS: dict[str, ModelEntry] = {
         keys=("channels", "channel_mult", "num_res_blocks", "attention", "dropout", "time_dim"),
         uses=("in_channels", "out_channels", "time_scale"), continuous_time=True,
     ),
+    "wavegrad": ModelEntry(
+        WaveGrad, VOCODER, "audio", "WaveGrad vocoder (mel-conditioned, Chen et al. 2020)",
+        keys=("size", "upsample_factors", "upsample_channels", "downsample_channels",
+              "mel_channels", "noise_scale"),
+        uses=("n_mels",),
+    ),
 }  # fmt: skip
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -267,6 +286,18 @@ DATASETS: dict[str, DatasetEntry] = {
     "image_file": DatasetEntry(
         "image", "an .npy/.npz of integer images", keys=("path", "image_size", "levels"),
         path_example="images.npy",
+    ),
+    "toy_speech": DatasetEntry(
+        "audio", "seeded speech-like clips with their exact f0 track",
+        keys=("sample_rate", "segment_frames", "n_clips", "clip_seconds"),
+    ),
+    "audio": DatasetEntry(
+        "audio", "a folder of WAV/FLAC files", keys=("path", "sample_rate", "segment_frames"),
+        path_example="a_folder",
+    ),
+    "espeak": DatasetEntry(
+        "audio", "sentences spoken by espeak-ng (install it: apt-get install espeak-ng)",
+        keys=("sample_rate", "segment_frames", "n_clips"),
     ),
 }  # fmt: skip
 

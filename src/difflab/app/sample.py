@@ -18,7 +18,7 @@ import numpy as np
 from difflab.app.config import untrained_output
 from difflab.app.outputs import Outputs, check_writable
 from difflab.app.ranks import load_split_run, on_every_rank
-from difflab.app.registry import DIFFUSION, SAMPLERS
+from difflab.app.registry import DIFFUSION, LOSSES, SAMPLERS, VOCODER
 from difflab.app.run import Run
 from difflab.app.sections import check_seed
 from difflab.data.files import check_output_path, save_vectors
@@ -153,6 +153,14 @@ def _sample(args: argparse.Namespace) -> int:
     check_count(args.n)
     check_seed(args.seed, "--seed")
     run, main = load_split_run(args.run_dir, args.device)
+    if LOSSES[run.config.loss.name].trains == VOCODER:
+        from difflab.app.vocode import sample_audio
+
+        if args.grid:
+            raise ValueError("--grid draws image samples; audio runs write WAV files")
+        if run.split is not None:
+            raise ValueError("audio runs vocode on one process: run difflab sample without torchrun")
+        return sample_audio(run, args)
     levels = level_overrides(args)
     run.override_sampling(
         sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing,

@@ -17,7 +17,9 @@ from difflab.app.registry import DATASETS
 from difflab.choices import StrEnum, parse_enum
 from difflab.losses.flow import TimeDistribution
 from difflab.losses.score_matching import Projection
+from difflab.losses.wavegrad import Norm
 from difflab.models.embeddings import Activation
+from difflab.models.wavegrad import WaveGradLayout, layout_for
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
 from difflab.samplers.grids import MAX_STEPS, FinalStep, Grid
@@ -63,6 +65,9 @@ class Precision(StrEnum):
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"
 
+
+#: Keys of [data] that only audio sources read.
+AUDIO_DATA_KEYS = ("sample_rate", "segment_frames", "n_clips", "clip_seconds")
 
 #: Upper bounds that keep a typo from allocating the machine's memory.
 MAX_T = 100_000
@@ -116,7 +121,11 @@ class DataConfig:
     """``name``: a toy dataset, "file" (``path``: an .npy/.npz/.csv of N x D floats), or images:
     "digits" (scikit-learn's 8x8 digits, 17 levels), "images" (``path``: a folder of PNG/JPEG),
     "image_file" (``path``: an .npy/.npz of (N, H, W[, C]) integer images with ``levels`` values,
-    256 if omitted). ``image_size`` resizes images; ``color`` is auto, grayscale or rgb."""
+    256 if omitted). ``image_size`` resizes images; ``color`` is auto, grayscale or rgb.
+
+    Audio: "toy_speech" (``n_clips`` seeded clips of ``clip_seconds``), "audio" (``path``: a
+    folder of WAV/FLAC), "espeak" (``n_clips`` sentences by espeak-ng, if installed), all at
+    ``sample_rate`` Hz, trained on segments of ``segment_frames`` mel frames."""
 
     name: str = "swiss_roll"
     path: str | None = None
@@ -125,6 +134,10 @@ class DataConfig:
     image_size: int | None = None
     color: str = "auto"
     levels: int | None = None
+    sample_rate: int = 16_000
+    segment_frames: int = 32
+    n_clips: int = 200
+    clip_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         entry = registry.lookup("data.name", self.name)
@@ -153,11 +166,36 @@ class DataConfig:
             self.levels,
             "an integer in 2..65536 (256 for 8-bit images), or omitted",
         )
-        _unread_keys(self, "data.name", self.name, ("normalize", "image_size", "color", "levels"))
+        self._check_audio()
+        _unread_keys(
+            self,
+            "data.name",
+            self.name,
+            ("normalize", "image_size", "color", "levels", *AUDIO_DATA_KEYS),
+        )
+
+    def _check_audio(self) -> None:
+        _check(
+            1000 <= self.sample_rate <= 384_000,
+            "data.sample_rate",
+            self.sample_rate,
+            "an integer in [1000, 384000] Hz",
+        )
+        _check(
+            self.segment_frames >= 1, "data.segment_frames", self.segment_frames, "an integer >= 1"
+        )
+        _check(1 <= self.n_clips <= 100_000, "data.n_clips", self.n_clips, "in [1, 100000]")
+        _check(
+            0.1 <= self.clip_seconds <= 600, "data.clip_seconds", self.clip_seconds, "in [0.1, 600]"
+        )
 
     @property
     def is_image(self) -> bool:
         return DATASETS[self.name].source == "image"
+
+    @property
+    def is_audio(self) -> bool:
+        return DATASETS[self.name].source == "audio"
 
 
 @dataclass(frozen=True)
@@ -204,9 +242,18 @@ class ModelConfig:
     num_res_blocks: int = 1
     attention: bool = False
     dropout: float = 0.0
+    size: str = "tiny"
+    upsample_factors: tuple[int, ...] | None = None
+    upsample_channels: tuple[int, ...] | None = None
+    downsample_channels: tuple[int, ...] | None = None
+    mel_channels: int | None = None
+    noise_scale: float = 5000.0
 
     def __post_init__(self) -> None:
         registry.lookup("model.name", self.name)
+        _check(self.noise_scale > 0, "model.noise_scale", self.noise_scale, "> 0 (5000: the paper)")
+        if self.name == "wavegrad":
+            self.wavegrad_layout()  # one-line errors for inconsistent channels and factors
         _check(self.channels >= 1, "model.channels", self.channels, "an integer >= 1")
         _check(
             len(self.channel_mult) >= 1 and all(m >= 1 for m in self.channel_mult),
@@ -228,6 +275,16 @@ class ModelConfig:
             "model.time_dim",
             self.time_dim,
             "an even integer >= 2",
+        )
+
+    def wavegrad_layout(self) -> WaveGradLayout:
+        """WaveGrad's channels and factors: ``size``'s, with the keys that are set replaced."""
+        return layout_for(
+            self.size,
+            upsample_factors=self.upsample_factors,
+            upsample_channels=self.upsample_channels,
+            downsample_channels=self.downsample_channels,
+            mel_channels=self.mel_channels,
         )
 
 
@@ -267,6 +324,7 @@ class LossConfig:
     time_distribution: str = "uniform"
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    norm: str = "l1"
 
     def __post_init__(self) -> None:
         registry.lookup("loss.name", self.name)
@@ -281,6 +339,7 @@ class LossConfig:
         _choice(TimeDistribution, self.time_distribution, "loss.time_distribution")
         _check(self.logit_std > 0, "loss.logit_std", self.logit_std, "> 0")
         _unread_keys(self, "loss.name", self.name, CONTINUOUS_LOSS_KEYS)
+        _choice(Norm, self.norm, "loss.norm")
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
         _choice(Projection, self.projection, "loss.projection")
         _check(self.sigma > 0, "loss.sigma", self.sigma, "> 0")
@@ -511,7 +570,10 @@ def _check_grid_keys(cfg: SampleConfig) -> None:
 class EvaluateConfig:
     """``difflab evaluate``: held-out points (``n``, toy data), the ODE solver (``ode_method``,
     ``ode_rtol``, ``ode_atol``), exact divergence up to ``exact_divergence_max_dim`` dimensions
-    (Hutchinson above), batch size, and the number of samples scored against fresh data."""
+    (Hutchinson above), batch size, and the number of samples scored against fresh data.
+
+    Audio runs: ``clips`` test clips (0: all) vocoded with each of ``vocode_steps`` iterations
+    and rebuilt by Griffin-Lim with each of ``griffin_lim_iters`` iterations."""
 
     n: int = 10_000
     batch_size: int = 10_000
@@ -521,8 +583,20 @@ class EvaluateConfig:
     exact_divergence_max_dim: int = 8
     n_samples: int = 2000
     seed: int = 0
+    clips: int = 10
+    vocode_steps: tuple[int, ...] = (6, 12, 25, 50)
+    griffin_lim_iters: tuple[int, ...] = (8, 32, 100)
 
     def __post_init__(self) -> None:
+        _check(self.clips >= 0, "evaluate.clips", self.clips, "an integer >= 0 (0: every clip)")
+        for key in ("vocode_steps", "griffin_lim_iters"):
+            value = getattr(self, key)
+            _check(
+                all(v >= 1 for v in value),
+                f"evaluate.{key}",
+                list(value),
+                "a list of integers >= 1 (may be empty)",
+            )
         _check(self.n >= 2, "evaluate.n", self.n, "an integer >= 2")
         _check(self.batch_size >= 1, "evaluate.batch_size", self.batch_size, "an integer >= 1")
         _choice(ODEMethod, self.ode_method, "evaluate.ode_method")

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from difflab.app.audio_data import build_audio_dataset
 from difflab.app.build import build_model, build_objective, build_schedule, count_parameters
 from difflab.app.config import Config, check_trainable
 from difflab.app.config_files import (
@@ -67,7 +68,7 @@ def build_training(
     if new_run:
         check_trainable(cfg)
     torch.manual_seed(cfg.train.seed)
-    dataset = build_dataset(cfg.data, seed=cfg.train.seed)
+    dataset = _training_data(cfg)
     check_training_fits(cfg, dataset.shape, dataset.x.shape[0], _device(cfg.train.device))
     schedule = build_schedule(cfg.schedule)
     model = build_model(cfg, dataset.shape)
@@ -89,6 +90,11 @@ def resolve_data_scale(cfg: Config) -> Config:
             "measured; check the data or set loss.sigma_data"
         )
     return cfg.replace("loss", sigma_data=float(f"{std:.4g}"))
+def _training_data(cfg: Config) -> Dataset:
+    """The training set: audio segments with their mel context, or ``[data]``'s points/images."""
+    if cfg.data.is_audio:
+        return build_audio_dataset(cfg)
+    return build_dataset(cfg.data, seed=cfg.train.seed)
 
 
 def data_info(dataset: Dataset) -> dict[str, Any]:
@@ -237,7 +243,7 @@ def check_config(cfg: Config) -> str:
     anything; a summary line."""
     check_tensorboard(cfg)
     check_trainable(cfg)
-    dataset = build_dataset(cfg.data, seed=cfg.train.seed)
+    dataset = _training_data(cfg)
     build_schedule(cfg.schedule)
     device = _device(cfg.train.device)
     need = check_training_fits(cfg, dataset.shape, dataset.x.shape[0], device)["total"]

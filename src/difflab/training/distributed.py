@@ -133,7 +133,16 @@ class ShardedForward(nn.Module):
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        part = self.ctx.shard(x.shape[0])
+        """Further tensor arguments with one row per example (a conditioning such as a mel)
+        are cut to the same shard; anything else is passed as it is."""
+        n = x.shape[0]
+        part = self.ctx.shard(n)
+
+        def cut(a: Any) -> Any:
+            return a[part] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
+
+        args = tuple(cut(a) for a in args)
+        kwargs = {k: cut(v) for k, v in kwargs.items()}
         out = self.net(x[part], t[part], *args, **kwargs)
         before = out.new_zeros((part.start, *out.shape[1:]))
         after = out.new_zeros((x.shape[0] - part.stop, *out.shape[1:]))

@@ -1,0 +1,1 @@
+"""Audio features and metrics: log-mel spectrograms, objective distances, Griffin-Lim."""

@@ -229,7 +229,9 @@ def _plot_parser(sub) -> None:
         "noise levels), the sampler's chain at 10 times, loss curve, samples beside data, and "
         "for 2-D data the learned score field beside a reference score (score.png) and sampler "
         "chains drawn as arrows (trajectories.png): RUN_DIR/plots/*.png. For image runs: "
-        "grids of data and samples, and forward/reverse trajectory grids (a row per image).",
+        "grids of data and samples, and forward/reverse trajectory grids (a row per image). "
+        "Audio runs: a test clip and its vocoded copy (waveforms, log-mels), its reverse chain "
+        "as a strip of spectrograms, metrics against iterations (after evaluate), the loss.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument("--n", type=int, default=2000, help="points per panel (default 2000)")
@@ -264,7 +266,10 @@ def _evaluate_parser(sub) -> None:
         "bits/dim on the test split with the discretized decoder on the data's levels, and for "
         "digits the Frechet distance of --n samples (default 1000) to the test split with its "
         "noise floor, and their predicted classes. Several processes: torchrun "
-        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process).",
+        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process). Audio runs: log-mel distance, multi-resolution "
+        "STFT distance, SNR, f0 RMSE and voicing error of the vocoder at evaluate.vocode_steps "
+        "iterations and of Griffin-Lim from the same mel at evaluate.griffin_lim_iters, with "
+        "real-time factors (RUN_DIR/evaluate.json, plots/metrics_vs_steps.png).",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument(
@@ -276,8 +281,8 @@ def _evaluate_parser(sub) -> None:
         "-n",
         "--n",
         type=int,
-        help="number of held-out points (default: evaluate.n); image runs: samples scored; under "
-        "torchrun write -n N",
+        help="number of held-out points (default: evaluate.n); image runs: samples scored; audio "
+        "runs: test clips (default: evaluate.clips); under torchrun write -n N",
     )
     p.add_argument("--rtol", type=float, help="ODE relative tolerance (default: evaluate.ode_rtol)")
     p.add_argument("--atol", type=float, help="ODE absolute tolerance (default: evaluate.ode_atol)")

@@ -38,7 +38,7 @@ from difflab.app.datasets import is_toy
 from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.quality import sample_metrics
 from difflab.app.ranks import load_split_run, on_every_rank
-from difflab.app.registry import DIFFUSION, LOSSES
+from difflab.app.registry import DIFFUSION, LOSSES, VOCODER
 from difflab.app.resources import require_memory, sampling_bytes
 from difflab.app.run import Run
 from difflab.app.sample import check_count, nonfinite_cause, nonfinite_rows
@@ -326,6 +326,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_count(args.n, least=2)
     run, main = load_split_run(args.run_dir, args.device)
     check_folder_writable(run.run_dir / "plots", flag=f"evaluate {run.run_dir}")
+    if LOSSES[run.config.loss.name].trains == VOCODER:
+        from difflab.app.evaluate_audio import evaluate_audio_run, format_audio_report
+
+        if run.split is not None:
+            raise ValueError("audio runs are evaluated on one process: run it without torchrun")
+        for line in format_audio_report(evaluate_audio_run(run, clips=args.n)):
+            print(line)
+        print(f"wrote {run.run_dir / 'evaluate.json'}")
+        return 0
     if args.variance is not None:
         run.override_variance(args.variance)
     if run.data.is_image:

@@ -19,7 +19,7 @@ import torch
 from difflab.app.build import build_sigmas, grid_range, noise_level_score
 from difflab.app.datasets import REFERENCE_SEED, build_dataset, build_image_split, reference_data
 from difflab.app.outputs import Outputs, check_folder_writable
-from difflab.app.registry import DIFFUSION, LADDER, LOSSES
+from difflab.app.registry import DIFFUSION, LADDER, LOSSES, VOCODER
 from difflab.app.resources import check_sampling_fits
 from difflab.app.run import Run, load_run
 from difflab.app.sample import check_count, require_finite
@@ -64,6 +64,11 @@ def plot_run(
     (an error or Ctrl-C leaves the previous figures as they were); returns their paths."""
     out_dir = out_dir or run.run_dir / "plots"
     check_folder_writable(out_dir, flag=f"plot {run.run_dir}")
+    if LOSSES[run.config.loss.name].trains == VOCODER:
+        from difflab.app.plot_audio import plot_audio_run
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return plot_audio_run(run, seed=seed, out_dir=out_dir)
     draw = plot_image_run if run.data.is_image else plot_vector_run
     with Outputs() as outputs:
         draw(run, n=n, seed=seed, out_dir=out_dir, outputs=outputs, progress=progress)

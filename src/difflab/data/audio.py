@@ -7,8 +7,9 @@ is split by file, like images (``data/images.split_indices``, seed 0): 70 % trai
 validation, 20 % test, so no file's audio is in two splits.
 
 Training segments (:func:`cut_segments`): windows of ``segment_frames`` mel frames (F * hop
-samples) every half segment, each stored with its mel context (``audio/mel.py``), from the
-reflect-padded clip: (S, 1, n_fft // 2 + F * hop + n_fft // 2 - hop).
+samples) every half segment and one ending at the clip's last frame, each stored with its mel
+context (``audio/mel.py``) from the reflect-padded clip:
+(S, 1, n_fft // 2 + F * hop + n_fft // 2 - hop).
 
 User mistakes raise :class:`~difflab.data.files.DataError` naming the file and the fix.
 """
@@ -132,6 +133,7 @@ def cut_segments(
             )
         mode = "reflect" if audio.shape[0] > left else "constant"
         padded = np.pad(audio, (left, left), mode=mode)
-        for start in range(0, audio.shape[0] - seg + 1, stride):
-            out.append(padded[start : start + left + seg + right])
+        last = (audio.shape[0] // hop_length - segment_frames) * hop_length
+        starts = sorted({*range(0, last + 1, stride), last})  # the clip's end is used too
+        out.extend(padded[start : start + left + seg + right] for start in starts)
     return np.stack(out)[:, None, :].astype(np.float32)

@@ -194,6 +194,27 @@ def _bench_samplers_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
+        "tune-schedule",
+        help="audio runs: search a few-iteration inference schedule by log-mel distance",
+        description="WaveGrad's schedule search: candidate betas m * 10^linspace(-6, -1, K) "
+        "with a mantissa m per step from --mantissas, scored by the mean log-mel distance of "
+        "--clips validation clips vocoded with a fixed seed; a coordinate search (or --exhaustive "
+        "for the whole grid). The best schedule (or the respaced training schedule, if it scores "
+        "better) is stored in RUN_DIR/schedules.json and used by vocode, sample, evaluate and "
+        "plot for K iterations.",
+    )
+    p.add_argument("run_dir", help="an audio run directory")
+    p.add_argument("--steps", type=int, required=True, help="iterations K of the schedule (>= 2)")
+    p.add_argument("--clips", type=int, default=4, help="validation clips scored (default 4)")
+    p.add_argument(
+        "--mantissas", default="1,2,5", help="mantissas per step, comma-separated (default 1,2,5)"
+    )
+    p.add_argument("--passes", type=int, default=2, help="coordinate sweeps (default 2)")
+    p.add_argument("--exhaustive", action="store_true", help="score every combination instead")
+    p.add_argument("--seed", type=int, default=0, help="the vocoding noise's seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="do not list the schedules scored")
+
+    p = sub.add_parser(
         "bench-samplers",
         help="compare the samplers' quality and cost on a trained run",
         description="Each sampler at K in {5, 10, 20, 50, 100, 1000} (K <= T): network "
@@ -398,6 +419,7 @@ COMMANDS = {
     "train": "difflab.app.train",
     "sample": "difflab.app.sample",
     "vocode": "difflab.app.vocode",
+    "tune-schedule": "difflab.app.tune_schedule",
     "bench-samplers": "difflab.app.bench",
     "plot": "difflab.app.plot",
     "doctor": "difflab.app.doctor",

@@ -1,0 +1,138 @@
+"""WaveGrad on toy_speech, on this machine's CPU cores (run under the shared lock):
+
+1. train the tiny model with configs/wavegrad.toml for at most ``--minutes`` (default 30; the
+   trainer is stopped by SIGTERM at the deadline and checkpoints; ``--steps`` caps it too);
+2. ``difflab tune-schedule --steps 6`` on validation clips;
+3. ``difflab evaluate`` on ``--clips`` test clips: the vocoder at 6 (tuned), 12, 25, 50 and
+   1000 iterations, Griffin-Lim at 32 (and 100) iterations;
+4. the real-time factor of 6-iteration vocoding for the tiny model (from step 3) and for the
+   base model (random weights: the cost does not depend on them) on ``--rtf-seconds`` of audio
+   at 24 kHz (base's hop of 300), median of 3 runs after a warm-up.
+
+Targets (issue 14): the tuned 6-iteration schedule better than Griffin-Lim (32) on log-mel
+distance, multi-resolution STFT and f0 RMSE; its log-mel distance within 10 % of 1000
+iterations'; RTF <= 0.2 for tiny. Writes benchmarks/results/wavegrad.json.
+
+    flock /tmp/difflab-cpu.lock .venv/bin/python benchmarks/bench_wavegrad.py --out /tmp/wg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DIFFLAB = [sys.executable, "-m", "difflab"]
+
+
+def _run(args: list[str], *, timeout: float | None = None) -> float:
+    """Run a difflab command, echoing it; returns its wall seconds."""
+    print("$ difflab " + " ".join(args), flush=True)
+    start = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([*DIFFLAB, *args], env=env)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the trainer checkpoints and exits 143
+        proc.wait()
+    if proc.returncode not in (0, 143):
+        raise SystemExit(f"difflab {args[0]} failed with exit code {proc.returncode}")
+    return time.perf_counter() - start
+
+
+def evaluate(run_dir: Path, clips: int, full: int) -> tuple[float, dict]:
+    """``difflab evaluate`` of the run with the benchmark's iteration counts (in process)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from difflab.app.evaluate_audio import evaluate_audio_run, format_audio_report
+    from difflab.app.run import load_run
+
+    run = load_run(run_dir)
+    run.config = run.config.replace(
+        "evaluate", vocode_steps=(6, 12, 25, 50, full), griffin_lim_iters=(32, 100)
+    )
+    start = time.perf_counter()
+    result = evaluate_audio_run(run, clips=clips)
+    print("\n".join(format_audio_report(result)), flush=True)
+    return time.perf_counter() - start, result
+
+
+def base_rtf(seconds: float, steps: int = 6) -> float:
+    """Median real-time factor of the base model's ``steps``-iteration vocoding."""
+    from difflab.models.wavegrad import WaveGrad
+    from difflab.vocoder import vocode
+
+    torch.manual_seed(0)
+    net = WaveGrad(80, size="base").eval()
+    frames = int(seconds * 24000) // net.hop_length
+    mel = torch.randn(1, 80, frames) * 0.3 - 0.5
+    betas = [1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5][:steps]
+    vocode(net, mel, betas)  # warm-up
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        vocode(net, mel, betas)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / (frames * net.hop_length / 24000)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="a folder for the run")
+    p.add_argument("--minutes", type=float, default=30.0)
+    p.add_argument("--steps", type=int, default=100_000, help="the time budget stops it first")
+    p.add_argument("--clips", type=int, default=6)
+    p.add_argument("--rtf-seconds", type=float, default=4.0)
+    p.add_argument("--tune-clips", type=int, default=4)
+    p.add_argument("--full-steps", type=int, default=1000, help="the 'all iterations' row")
+    p.add_argument("--skip-train", action="store_true", help="reuse OUT/run")
+    p.add_argument("--results", type=Path, help="default: benchmarks/results/wavegrad.json")
+    args = p.parse_args()
+    run = args.out / "run"
+    load = os.getloadavg()
+    result: dict = {"load_average_at_start": load, "threads": torch.get_num_threads()}
+    if not args.skip_train:
+        args.out.mkdir(parents=True, exist_ok=True)
+        sets = ["--set", f"train.steps={args.steps}", "--set", "train.checkpoint_minutes=5"]
+        result["train_wall_s"] = _run(
+            ["train", str(ROOT / "configs/wavegrad.toml"), *sets, "--out", str(run), "--quiet"],
+            timeout=args.minutes * 60,
+        )
+    rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()]
+    result["train_steps"], result["final_loss"] = int(rows[-1][0]), float(rows[-1][1])
+    result["tune_wall_s"] = _run(
+        ["tune-schedule", str(run), "--steps", "6", "--clips", str(args.tune_clips), "--quiet"]
+    )
+    result["evaluate_wall_s"], evaluated = evaluate(run, args.clips, args.full_steps)
+    result["evaluate"] = evaluated
+    result["schedules"] = json.loads((run / "schedules.json").read_text())
+    result["base_rtf_6"] = base_rtf(args.rtf_seconds)
+    result["load_average_at_end"] = os.getloadavg()
+    by = {(r["method"], r["iterations"]): r for r in evaluated["rows"]}
+    wg6, wg1000 = by[("wavegrad", 6)], by[("wavegrad", args.full_steps)]
+    gl32 = by[("griffin_lim", 32)]
+    result["targets"] = {
+        "log_mel_6_vs_gl32": [wg6["log_mel_db"], gl32["log_mel_db"]],
+        "mr_stft_6_vs_gl32": [wg6["mr_stft"], gl32["mr_stft"]],
+        "f0_rmse_6_vs_gl32": [wg6["f0_rmse_hz"], gl32["f0_rmse_hz"]],
+        "log_mel_6_over_1000": wg6["log_mel_db"] / wg1000["log_mel_db"],
+        "tiny_rtf_6": wg6["rtf"],
+        "base_rtf_6": result["base_rtf_6"],
+    }
+    out = args.results or ROOT / "benchmarks" / "results" / "wavegrad.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["targets"], indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

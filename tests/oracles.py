@@ -271,3 +271,19 @@ class ContinuousGaussianOracle(nn.Module):
         c_skip = sd**2 / (sigma_bar**2 + sd**2)
         c_out = sigma_bar * sd / (sigma_bar**2 + sd**2).sqrt()
         return (x0 - c_skip * y) / c_out
+
+
+class GaussianVocoder(torch.nn.Module):
+    """The optimal eps predictor for audio y_0 ~ N(0, v I) independent of the mel:
+    E[eps | y] = sqrt(1 - l^2) y / (l^2 v + 1 - l^2). Records the levels it is asked at."""
+
+    def __init__(self, v: float, hop: int = 10) -> None:
+        super().__init__()
+        self.v, self.hop_length, self.levels = v, hop, []
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a device for the samplers
+
+    def forward(self, y, level, mel):
+        assert y.shape[-1] == mel.shape[-1] * self.hop_length
+        self.levels.append(float(level[0]))
+        l2 = (level**2)[:, None, None]
+        return torch.sqrt(1 - l2) * y / (l2 * self.v + 1 - l2)

@@ -134,3 +134,26 @@ def test_an_audio_folder_run_with_short_clips_says_which(capsys, tmp_path):
     sets = _sets("data.segment_frames=8", "data.name=audio", f"data.path={folder!s}")
     err = _error(capsys, ["train", str(CONFIG), *sets, "--dry-run"])
     assert "is shorter than one training segment" in err and "lower data.segment_frames" in err
+
+
+def test_tune_schedule_stores_a_schedule_that_vocode_uses(audio_run, tmp_path, capsys):
+    args = ["tune-schedule", str(audio_run), "--steps", "2", "--clips", "1", "--mantissas", "1,5",
+            "--passes", "1", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    stored = json.loads((audio_run / "schedules.json").read_text())["schedules"]["2"]
+    assert len(stored["betas"]) == 2
+    assert stored["log_mel_db"] <= min(stored["searched_log_mel_db"], stored["respaced_log_mel_db"])
+    assert stored["searched_log_mel_db"] <= stored["start_log_mel_db"]
+    capsys.readouterr()
+    write_wav(tmp_path / "in.wav", toy_speech_clip(2, seconds=0.2).audio, 16000)
+    assert main(["vocode", str(audio_run), str(tmp_path / "in.wav"), "--out",
+                 str(tmp_path / "o.wav"), "--steps", "2", "--quiet"]) == 0  # fmt: skip
+    assert "tuned schedule" in capsys.readouterr().out
+    err = _error(capsys, ["tune-schedule", str(audio_run), "--steps", "1"])
+    assert "at least 2 steps" in err
+
+
+def test_doctor_on_an_audio_run(audio_run, capsys):
+    main(["doctor", str(audio_run)])
+    out = capsys.readouterr().out
+    assert "audio segments" in out and "Griffin-Lim" in out

@@ -13,24 +13,9 @@ import torch
 from difflab.samplers import ddim_sample
 from difflab.schedules import NoiseSchedule
 from difflab.vocoder import respaced_betas, vocode
+from oracles import GaussianVocoder
 
 TRAIN = NoiseSchedule.from_name("linear", 1000, beta_start=1e-6, beta_end=0.01)
-
-
-class GaussianVocoder(torch.nn.Module):
-    """The optimal eps predictor for audio y_0 ~ N(0, v I) independent of the mel:
-    E[eps | y] = sqrt(1 - l^2) y / (l^2 v + 1 - l^2). Records the levels it is asked at."""
-
-    def __init__(self, v: float, hop: int = 10) -> None:
-        super().__init__()
-        self.v, self.hop_length, self.levels = v, hop, []
-        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a device for the samplers
-
-    def forward(self, y, level, mel):
-        assert y.shape[-1] == mel.shape[-1] * self.hop_length
-        self.levels.append(float(level[0]))
-        l2 = (level**2)[:, None, None]
-        return torch.sqrt(1 - l2) * y / (l2 * self.v + 1 - l2)
 
 
 def test_the_network_sees_each_steps_noise_level():

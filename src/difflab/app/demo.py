@@ -29,6 +29,22 @@ def demo(
     t0 = time.perf_counter()
     run_dir, summary = train_run(cfg, out, progress=progress)
     run = load_run(run_dir)
+    if cfg.data.is_audio:  # a vocoder: scored against Griffin-Lim on test clips
+        from difflab.app.evaluate_audio import evaluate_audio_run
+
+        evaluated = evaluate_audio_run(run)
+        plots = plot_run(run)
+        result = {
+            "run_dir": str(run_dir),
+            "data": cfg.data.name,
+            "train_steps": summary.steps,
+            "train_s": round(summary.wall_s, 2),
+            "evaluate": evaluated,
+            "plots": [str(p) for p in plots],
+            "total_s": round(time.perf_counter() - t0, 2),
+        }
+        ckpt.atomic_write_json(run_dir / "summary.json", result)
+        return result
     t1 = time.perf_counter()
     samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress)
     sample_s = time.perf_counter() - t1
@@ -64,6 +80,14 @@ def command(args: argparse.Namespace) -> int:
     if cfg.data.name == "digits":
         check_classifier_cache()  # before training: the metric needs the cached classifier
     result = demo(cfg, args.out, n=args.n, progress=not args.quiet)
+    if "evaluate" in result:
+        from difflab.app.evaluate_audio import format_audio_report
+
+        print(f"\ntrained {result['train_steps']} steps in {result['train_s']} s")
+        for line in format_audio_report(result["evaluate"]):
+            print("  " + line)
+        print(f"results: {result['run_dir']} (summary.json, evaluate.json, plots/)")
+        return 0
     print(
         f"\ntrained {result['train_steps']} steps in {result['train_s']} s, "
         f"sampled {result['n_samples']} points in {result['sample_s']} s"

@@ -287,7 +287,13 @@ def diagnose(
     path = require_run_dir(run_dir)
     cfg = config_from_json(path / "config.json")
     manifest = read_manifest(path)
-    findings, data = check_data(cfg, manifest)
+    audio = cfg.data.is_audio
+    if audio:
+        from difflab.app.doctor_audio import check_audio_data, check_audio_preview
+
+        findings, data = check_audio_data(cfg, Finding)
+    else:
+        findings, data = check_data(cfg, manifest)
     findings += check_schedule(cfg, data)
     checked, latest = check_checkpoint(cfg, path)
     findings += checked
@@ -298,7 +304,10 @@ def diagnose(
     findings += check_weights(latest)
     if preview and all(f.level != "problem" or f.check != "weights" for f in findings):
         check_folder_writable(path / "doctor", flag=f"doctor {path}")
-        findings += check_preview(path, cfg, data, n=n, seed=seed, progress=progress)
+        if audio:
+            findings += check_audio_preview(path, Finding, seed=seed)
+        else:
+            findings += check_preview(path, cfg, data, n=n, seed=seed, progress=progress)
     return findings
 
 

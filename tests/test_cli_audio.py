@@ -157,3 +157,20 @@ def test_doctor_on_an_audio_run(audio_run, capsys):
     main(["doctor", str(audio_run)])
     out = capsys.readouterr().out
     assert "audio segments" in out and "Griffin-Lim" in out
+
+
+def test_resume_continues_an_audio_run_exactly(tmp_path):
+    """2 + 2 steps through --resume give the weights of 4 steps in one go (every random draw,
+    segments, levels and noise, comes from the trainer's saved generator)."""
+    from safetensors.torch import load_file
+
+    base = [*_sets(*TINY_AUDIO[:3], "train.batch_size=2", "train.log_every=1")]
+    straight, split = tmp_path / "a", tmp_path / "b"
+    assert main(["train", str(CONFIG), *base, *_sets("train.steps=4"), "--out", str(straight),
+                 "--quiet"]) == 0  # fmt: skip
+    assert main(["train", str(CONFIG), *base, *_sets("train.steps=2"), "--out", str(split),
+                 "--quiet"]) == 0  # fmt: skip
+    assert main(["train", "--resume", str(split), "--set", "train.steps=4", "--quiet"]) == 0
+    a = load_file(straight / "checkpoints" / "step_00000004" / "model.safetensors")
+    b = load_file(split / "checkpoints" / "step_00000004" / "model.safetensors")
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)

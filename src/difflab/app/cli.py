@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         _train_parser,
         _sample_parser,
+        _vocode_parser,
+        _tune_schedule_parser,
         _bench_samplers_parser,
         _plot_parser,
         _doctor_parser,
@@ -151,7 +153,7 @@ def _sample_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _bench_samplers_parser(sub) -> None:
+def _vocode_parser(sub) -> None:
     p = sub.add_parser(
         "tune-schedule",
         help="search the K noise levels of a sampler that minimise a held-out criterion",
@@ -193,6 +195,8 @@ def _bench_samplers_parser(sub) -> None:
     _add_sampler_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _tune_schedule_parser(sub) -> None:
     p = sub.add_parser(
         "tune-schedule",
         help="audio runs: search a few-iteration inference schedule by log-mel distance",
@@ -214,6 +218,8 @@ def _bench_samplers_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="the vocoding noise's seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="do not list the schedules scored")
 
+
+def _bench_samplers_parser(sub) -> None:
     p = sub.add_parser(
         "bench-samplers",
         help="compare the samplers' quality and cost on a trained run",

@@ -202,10 +202,10 @@ def _tune_schedule_parser(sub) -> None:
         help="audio runs: search a few-iteration inference schedule by log-mel distance",
         description="WaveGrad's schedule search: candidate betas m * 10^linspace(-6, -1, K) "
         "with a mantissa m per step from --mantissas, scored by the mean log-mel distance of "
-        "--clips validation clips vocoded with a fixed seed; a coordinate search (or --exhaustive "
-        "for the whole grid). The best schedule (or the respaced training schedule, if it scores "
-        "better) is stored in RUN_DIR/schedules.json and used by vocode, sample, evaluate and "
-        "plot for K iterations.",
+        "--clips validation clips vocoded with a fixed seed; each step may also keep the beta of "
+        "the training schedule respaced to K steps, where a coordinate search starts (or "
+        "--exhaustive for the whole grid). The best schedule is stored in "
+        "RUN_DIR/schedules.json and used by vocode, sample, evaluate and plot for K iterations.",
     )
     p.add_argument("run_dir", help="an audio run directory")
     p.add_argument("--steps", type=int, required=True, help="iterations K of the schedule (>= 2)")

@@ -9,7 +9,7 @@ x0_hat is clipped to [-1, 1], the audio range, as implementations clamp the wave
 
 Schedules (:func:`respaced_betas`): the training schedule respaced to K of its steps (the
 default without a tuned schedule); the paper's few-step schedules come from a search scored by
-log-mel distance (``app/tune_schedule.py``) and are stored in the run.
+log-mel distance (``app/tune_vocoder.py``) and are stored in the run.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A few-step noise schedule found by search, as WaveGrad's were (Chen et al. 2020, Sec. 4.1):
 for K steps, candidate betas beta_n = m_n * 10^(linspace(-6, -1, K))_n with a mantissa m_n per
 step from a short list, each schedule scored by a criterion (WaveGrad: the log-mel distance of
-vocoded validation clips, ``app/tune_schedule.py``); the smallest score wins.
+vocoded validation clips, ``app/tune_vocoder.py``); the smallest score wins.
 
 The paper scored every combination (3^6 = 729 for 6 steps with 3 mantissas). Here a
 coordinate search visits far fewer: from a starting schedule, each step in turn takes the

@@ -425,7 +425,7 @@ COMMANDS = {
     "train": "difflab.app.train",
     "sample": "difflab.app.sample",
     "vocode": "difflab.app.vocode",
-    "tune-schedule": "difflab.app.tune_schedule",
+    "tune-schedule": "difflab.app.tune_vocoder",
     "bench-samplers": "difflab.app.bench",
     "plot": "difflab.app.plot",
     "doctor": "difflab.app.doctor",

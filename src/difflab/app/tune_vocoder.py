@@ -1,5 +1,5 @@
 """``difflab tune-schedule``: a K-iteration inference schedule for an audio run, searched on
-validation clips by log-mel distance (``schedule_search.py``) and stored in
+validation clips by log-mel distance (``wavegrad_schedule.py``) and stored in
 RUN_DIR/schedules.json, where ``vocode``, ``sample``, ``evaluate`` and ``plot`` find it.
 
 The criterion vocodes the first ``--clips`` validation clips with the run's sampler and a fixed

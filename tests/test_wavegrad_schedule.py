@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from difflab.wavegrad_schedule import candidate_betas, search_schedule
 from difflab.vocoder import vocode
+from difflab.wavegrad_schedule import candidate_betas, search_schedule
 from oracles import GaussianVocoder
 
 

@@ -27,9 +27,9 @@ from difflab.app.vocode import (
     vocode_features,
 )
 from difflab.audio.metrics import log_mel_distance
-from difflab.wavegrad_schedule import MANTISSAS, Criterion, candidate_betas, search_schedule
 from difflab.training import checkpoint as ckpt
 from difflab.vocoder import respaced_betas
+from difflab.wavegrad_schedule import MANTISSAS, Criterion, candidate_betas, search_schedule
 
 
 def log_mel_criterion(run: Run, *, clips: int, seed: int) -> Criterion:

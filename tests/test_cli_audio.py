@@ -173,3 +173,9 @@ def test_resume_continues_an_audio_run_exactly(tmp_path):
     a = load_file(straight / "checkpoints" / "step_00000004" / "model.safetensors")
     b = load_file(split / "checkpoints" / "step_00000004" / "model.safetensors")
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_commands_that_do_not_apply_to_audio_runs(audio_run, capsys):
+    assert "is an audio run" in _error(capsys, ["bench-samplers", str(audio_run)])
+    err = _error(capsys, ["evaluate", str(audio_run), "--data", "x.npy", "--rtol", "1e-3"])
+    assert "--data, --rtol do not apply to an audio run" in err

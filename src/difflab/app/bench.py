@@ -179,6 +179,11 @@ def command(args: argparse.Namespace) -> int:
     samplers = None if args.samplers is None else [v.strip() for v in args.samplers.split(",")]
     steps = _int_list(args.steps, "--steps")
     run = load_run(args.run_dir)
+    if run.config.data.is_audio:
+        raise ValueError(
+            f"{run.run_dir} is an audio run: its samples are vocoded clips; compare iteration "
+            "counts and Griffin-Lim with `difflab evaluate RUN_DIR` instead"
+        )
     from difflab.app.sample import level_overrides
 
     plan = bench_plan(_plan_limit(run), samplers, steps)  # checked before any work

@@ -331,6 +331,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         if run.split is not None:
             raise ValueError("audio runs are evaluated on one process: run it without torchrun")
+        given = {"--data": args.data, "--rtol": args.rtol, "--atol": args.atol,
+                 "--variance": args.variance}  # fmt: skip
+        unread = [flag for flag, value in given.items() if value is not None]
+        if unread:
+            raise ValueError(
+                f"{', '.join(unread)} do not apply to an audio run (it is scored on its test "
+                "clips against Griffin-Lim); drop them"
+            )
+
         for line in format_audio_report(evaluate_audio_run(run, clips=args.n)):
             print(line)
         print(f"wrote {run.run_dir / 'evaluate.json'}")

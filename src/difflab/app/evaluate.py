@@ -336,7 +336,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         unread = [flag for flag, value in given.items() if value is not None]
         if unread:
             raise ValueError(
-                f"{', '.join(unread)} do not apply to an audio run (it is scored on its test "
+                f"{', '.join(unread)} {'does' if len(unread) == 1 else 'do'} not apply to an "
+                "audio run (it is scored on its test "
                 "clips against Griffin-Lim); drop them"
             )
 

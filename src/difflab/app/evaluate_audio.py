@@ -70,10 +70,15 @@ def score_method(
             bad += 1
             continue
         rows.append(clip_metrics(clip, out, mel, f0_ref))
-    summary = {
-        key: float(np.nanmean([r[key] for r in rows])) if rows else float("nan") for key in METRICS
-    }
+    summary = {key: _nanmean([r[key] for r in rows]) for key in METRICS}
     return {**summary, "rtf": wall / seconds, "nonfinite_clips": bad}
+
+
+def _nanmean(values: list[float]) -> float:
+    """The mean of the finite values (f0 errors are NaN for clips with no frame voiced in
+    both), NaN if there are none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _vocoder(run: Run, mel: MelSpectrogram, schedule: InferenceSchedule, seed: int):

@@ -94,6 +94,9 @@ def plot_metrics_vs_steps(rows: Sequence[Mapping[str, object]], path: Path) -> P
             if pts:
                 ax.plot(*zip(*pts), style, lw=1.2, label=method.replace("_", "-"))
         ax.set_xscale("log")
+        ticks = sorted({int(r["iterations"]) for r in rows})  # type: ignore[arg-type]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("iterations")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")

@@ -152,6 +152,35 @@ def test_tune_schedule_stores_a_schedule_that_vocode_uses(audio_run, tmp_path, c
     assert "at least 2 steps" in err
 
 
+def test_tune_schedule_compass_search_on_the_log_mel_criterion(audio_run, capsys):
+    """The one tune-schedule command takes an audio run through the generic compass search
+    (schedule_search.py) on the log-mel criterion: it only accepts improvements, so the stored
+    schedule scores at most its start, the respaced training schedule."""
+    args = ["tune-schedule", str(audio_run), "--steps", "3", "--search", "compass", "--budget",
+            "4", "--clips", "1", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    stored = json.loads((audio_run / "schedules.json").read_text())["schedules"]["3"]
+    assert stored["search"] == "compass" and stored["evaluations"] <= 4
+    assert len(stored["betas"]) == 3 and all(0 < b < 1 for b in stored["betas"])
+    assert stored["log_mel_db"] <= stored["respaced_log_mel_db"]
+    capsys.readouterr()
+
+
+def test_tune_schedule_flags_that_do_not_apply(audio_run, tiny_run, capsys):
+    run = str(audio_run)
+    err = _error(capsys, ["tune-schedule", run, "--steps", "2", "--n", "100"])
+    assert "--n do not apply to an audio run" in err
+    err = _error(capsys, ["tune-schedule", run, "--steps", "2", "--criterion", "energy"])
+    assert "tuned by log_mel" in err
+    err = _error(capsys, ["tune-schedule", run, "--steps", "2", "--budget", "5"])
+    assert "--budget: for --search compass" in err
+    err = _error(capsys, ["tune-schedule", run, "--steps", "2", "--search", "compass",
+                          "--passes", "3"])  # fmt: skip
+    assert "--passes: for --search mantissas" in err
+    err = _error(capsys, ["tune-schedule", str(tiny_run), "--steps", "2", "--clips", "3"])
+    assert "--clips: audio runs only" in err
+
+
 def test_doctor_on_an_audio_run(audio_run, capsys):
     main(["doctor", str(audio_run)])
     out = capsys.readouterr().out
@@ -177,5 +206,8 @@ def test_resume_continues_an_audio_run_exactly(tmp_path):
 
 def test_commands_that_do_not_apply_to_audio_runs(audio_run, capsys):
     assert "is an audio run" in _error(capsys, ["bench-samplers", str(audio_run)])
+    err = _error(capsys, ["sample", str(audio_run), "--schedule", "tuned"])
+    assert "do not apply to an audio run" in err
+    assert "do not apply" in _error(capsys, ["sample", str(audio_run), "--sigma-max", "5"])
     err = _error(capsys, ["evaluate", str(audio_run), "--data", "x.npy", "--rtol", "1e-3"])
     assert "--data, --rtol do not apply to an audio run" in err

@@ -92,3 +92,21 @@ def _coordinate_search(score, candidates, best: tuple[int, ...], passes: int) ->
         if not changed:
             break
     return best
+
+
+def levels_from_betas(betas: Sequence[float]) -> list[float]:
+    """The noise levels sigma_bar_k = sqrt(1 / alpha_bar_k - 1) of K betas (alpha_bar_k =
+    prod_{j <= k} (1 - beta_j)), noisiest first: the unknowns of the compass search
+    (``schedule_search.search_levels``), computed in float64."""
+    log_alpha_bars = np.cumsum(np.log1p(-np.asarray(betas, dtype=np.float64)))
+    return [float(s) for s in np.sqrt(np.expm1(-log_alpha_bars))[::-1]]
+
+
+def betas_from_levels(levels: Sequence[float]) -> list[float]:
+    """The inverse of :func:`levels_from_betas`: strictly decreasing levels sigma_bar (noisiest
+    first) give alpha_bar_k = 1 / (1 + sigma_bar_k^2) and beta_k = 1 - alpha_bar_k /
+    alpha_bar_{k-1}, each in (0, 1)."""
+    sigmas = np.asarray(levels, dtype=np.float64)[::-1]
+    log_alpha_bars = -np.log1p(sigmas**2)
+    steps = np.diff(log_alpha_bars, prepend=0.0)
+    return [float(b) for b in -np.expm1(steps)]

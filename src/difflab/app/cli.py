@@ -155,28 +155,6 @@ def _sample_parser(sub) -> None:
 
 def _vocode_parser(sub) -> None:
     p = sub.add_parser(
-        "tune-schedule",
-        help="search the K noise levels of a sampler that minimise a held-out criterion",
-        description="WaveGrad's schedule search, generalised: starting from the best fixed grid "
-        "(karras, logsnr, time; a discrete run's spacing), a compass search over the K noise "
-        "levels (and DDIM's eta or EDM's s_churn) minimises a criterion on held-out data (toy: "
-        "a fresh draw; file runs: --data; images: the validation split) with one fixed seed; "
-        "the result is then checked on fresh seeds against an independent draw. Writes "
-        "RUN_DIR/tuned_schedule.json; sample with `difflab sample RUN --schedule tuned`.",
-    )
-    p.add_argument("run_dir", help="a run directory written by `difflab train`")
-    p.add_argument("--steps", type=int, required=True, help="the number of steps K to tune")
-    p.add_argument("--sampler", help="the sampler to tune for (default: sample.sampler of the run)")
-    p.add_argument(
-        "--criterion",
-        help=f"{', '.join(f'{k} ({v.summary})' for k, v in registry.CRITERIA.items())}; "
-        "default: the first that applies to the run's data",
-    )
-    p.add_argument("--n", type=int, default=2000, help="samples per evaluation (default 2000)")
-    p.add_argument("--budget", type=int, default=150, help="criterion evaluations (default 150)")
-    p.add_argument("--seed", type=int, default=0, help="the search's sampling seed (default 0)")
-    p.add_argument("--check-seeds", type=int, default=5, help="fresh seeds of the check (5)")
-    p.add_argument("--data", help="held-out data, .npy/.npz/.csv (needed for file runs)")
         "vocode",
         help="audio runs: re-synthesise a WAV/FLAC file from its own mel",
         description="Compute the input's log-mel with the run's analysis and turn it back into "
@@ -199,24 +177,45 @@ def _vocode_parser(sub) -> None:
 def _tune_schedule_parser(sub) -> None:
     p = sub.add_parser(
         "tune-schedule",
-        help="audio runs: search a few-iteration inference schedule by log-mel distance",
-        description="WaveGrad's schedule search: candidate betas m * 10^linspace(-6, -1, K) "
-        "with a mantissa m per step from --mantissas, scored by the mean log-mel distance of "
-        "--clips validation clips vocoded with a fixed seed; each step may also keep the beta of "
-        "the training schedule respaced to K steps, where a coordinate search starts (or "
-        "--exhaustive for the whole grid). The best schedule is stored in "
-        "RUN_DIR/schedules.json and used by vocode, sample, evaluate and plot for K iterations.",
+        help="search the K noise levels of a sampler that minimise a held-out criterion",
+        description="WaveGrad's schedule search, generalised: starting from the best fixed grid "
+        "(karras, logsnr, time; a discrete run's spacing), a compass search over the K noise "
+        "levels (and DDIM's eta or EDM's s_churn) minimises a criterion on held-out data (toy: "
+        "a fresh draw; file runs: --data; images: the validation split) with one fixed seed; "
+        "the result is then checked on fresh seeds against an independent draw. Writes "
+        "RUN_DIR/tuned_schedule.json; sample with `difflab sample RUN --schedule tuned`. "
+        "Audio runs: the criterion is the log-mel distance of --clips validation clips vocoded "
+        "with a fixed seed, the search WaveGrad's grid of betas m * 10^linspace(-6, -1, K) "
+        "(--search mantissas, a coordinate search from the respaced training schedule, or "
+        "--exhaustive) or the compass search over the noise levels (--search compass); the "
+        "schedule is stored in RUN_DIR/schedules.json, where vocode, sample, evaluate and plot "
+        "find it for K iterations.",
     )
-    p.add_argument("run_dir", help="an audio run directory")
-    p.add_argument("--steps", type=int, required=True, help="iterations K of the schedule (>= 2)")
-    p.add_argument("--clips", type=int, default=4, help="validation clips scored (default 4)")
+    p.add_argument("run_dir", help="a run directory written by `difflab train`")
+    p.add_argument("--steps", type=int, required=True, help="the number of steps K to tune")
+    p.add_argument("--sampler", help="the sampler to tune for (default: sample.sampler of the run)")
     p.add_argument(
-        "--mantissas", default="1,2,5", help="mantissas per step, comma-separated (default 1,2,5)"
+        "--criterion",
+        help=f"{', '.join(f'{k} ({v.summary})' for k, v in registry.CRITERIA.items())}; "
+        "audio runs: log_mel (log-mel distance of vocoded validation clips); "
+        "default: the first that applies to the run's data",
     )
-    p.add_argument("--passes", type=int, default=2, help="coordinate sweeps (default 2)")
-    p.add_argument("--exhaustive", action="store_true", help="score every combination instead")
-    p.add_argument("--seed", type=int, default=0, help="the vocoding noise's seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="do not list the schedules scored")
+    p.add_argument("--n", type=int, help="samples per evaluation (default 2000)")
+    p.add_argument(
+        "--budget", type=int, help="criterion evaluations of the compass search (default 150)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the search's sampling seed (default 0)")
+    p.add_argument("--check-seeds", type=int, help="fresh seeds of the check (default 5)")
+    p.add_argument("--data", help="held-out data, .npy/.npz/.csv (needed for file runs)")
+    audio = p.add_argument_group("audio runs")
+    audio.add_argument(
+        "--search", choices=("mantissas", "compass"), help="WaveGrad's grid (default) or compass"
+    )
+    audio.add_argument("--clips", type=int, help="validation clips scored (default 4)")
+    audio.add_argument("--mantissas", help="mantissas per step, comma-separated (default 1,2,5)")
+    audio.add_argument("--passes", type=int, help="coordinate sweeps of the grid (default 2)")
+    audio.add_argument("--exhaustive", action="store_true", help="score the whole grid instead")
+    audio.add_argument("--quiet", action="store_true", help="do not list the schedules scored")
 
 
 def _bench_samplers_parser(sub) -> None:
@@ -425,7 +424,6 @@ COMMANDS = {
     "train": "difflab.app.train",
     "sample": "difflab.app.sample",
     "vocode": "difflab.app.vocode",
-    "tune-schedule": "difflab.app.tune_vocoder",
     "bench-samplers": "difflab.app.bench",
     "plot": "difflab.app.plot",
     "doctor": "difflab.app.doctor",

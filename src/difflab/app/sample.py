@@ -160,6 +160,12 @@ def _sample(args: argparse.Namespace) -> int:
             raise ValueError("--grid draws image samples; audio runs write WAV files")
         if run.split is not None:
             raise ValueError("audio runs vocode on one process: run difflab sample without torchrun")
+        if args.schedule is not None or level_overrides(args):
+            raise ValueError(
+                "--schedule and the noise-level grid flags do not apply to an audio run: it "
+                "vocodes on its tuned K-step schedule (difflab tune-schedule RUN --steps K) or "
+                "on the training schedule respaced to --steps"
+            )
         return sample_audio(run, args)
     levels = level_overrides(args)
     run.override_sampling(

@@ -90,6 +90,8 @@ def resolve_data_scale(cfg: Config) -> Config:
             "measured; check the data or set loss.sigma_data"
         )
     return cfg.replace("loss", sigma_data=float(f"{std:.4g}"))
+
+
 def _training_data(cfg: Config) -> Dataset:
     """The training set: audio segments with their mel context, or ``[data]``'s points/images."""
     if cfg.data.is_audio:

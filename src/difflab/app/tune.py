@@ -221,16 +221,23 @@ def format_result(content: dict[str, Any], path: Path) -> list[str]:
 
 
 def command(args: argparse.Namespace) -> int:
-    """``difflab tune-schedule``."""
+    """``difflab tune-schedule`` (audio runs: ``tune_vocoder.command``)."""
+    from difflab.app import tune_vocoder
+
     run = load_run(args.run_dir)
+    if run.config.data.is_audio:
+        return tune_vocoder.command(args, run)
+    tune_vocoder.refuse_audio_flags(args, run)
     if LOSSES[run.config.loss.name].trains != DIFFUSION:
         raise ValueError(
             f"{run.run_dir}: loss.name = {run.config.loss.name!r} trained a score network, "
             "whose Langevin samplers have no noise-level grid to tune"
         )
     content = tune_schedule(
-        run, steps=args.steps, sampler=args.sampler, criterion=args.criterion, n=args.n,
-        budget=args.budget, seed=args.seed, data_path=args.data, check_seeds=args.check_seeds,
+        run, steps=args.steps, sampler=args.sampler, criterion=args.criterion,
+        n=2000 if args.n is None else args.n, budget=150 if args.budget is None else args.budget,
+        seed=args.seed, data_path=args.data,
+        check_seeds=5 if args.check_seeds is None else args.check_seeds,
     )  # fmt: skip
     for line in format_result(content, run.run_dir / SCHEDULE_FILE):
         print(line)

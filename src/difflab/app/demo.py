@@ -43,7 +43,7 @@ def demo(
             "plots": [str(p) for p in plots],
             "total_s": round(time.perf_counter() - t0, 2),
         }
-        ckpt.atomic_write_json(run_dir / "summary.json", result)
+        atomic_write_json(run_dir / "summary.json", result)
         return result
     t1 = time.perf_counter()
     samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress)

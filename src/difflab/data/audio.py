@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from difflab.data.files import DataError, _atomic_write
+from difflab.atomic import atomic_write
+from difflab.data.files import DataError
 from difflab.data.images import split_indices
 from difflab.data.speech import SpeechClip
 
@@ -76,7 +77,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     data = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: not written: the audio holds NaN or inf samples")
-    _atomic_write(path, lambda handle: sf.write(handle, data, sample_rate, "PCM_16", format="WAV"))
+    atomic_write(path, lambda handle: sf.write(handle, data, sample_rate, "PCM_16", format="WAV"))
     return path
 
 

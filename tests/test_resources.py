@@ -23,7 +23,13 @@ MODEL_CASES = {
     "score_mlp": (["loss.name=dsm"], (2,)),
     "score_mlp-ncsn": (["loss.name=ncsn"], (2,)),
     "unet": (["data.name=digits", "model.channels=8"], (1, 8, 8)),
-}
+    # a 4-frame segment with its mel context (n_fft / 2 before, n_fft / 2 - hop after)
+    "wavegrad": (
+        ["data.name=toy_speech", "model.name=wavegrad", "loss.name=wavegrad",
+         "data.segment_frames=4"],
+        (1, 512 + 4 * 200 + 312),
+    ),
+}  # fmt: skip
 
 
 def test_every_registry_model_has_a_case():
@@ -47,6 +53,8 @@ def test_meta_device_estimate_sees_what_a_real_forward_pass_produces(case):
     x = torch.zeros(1, *shape)
     if registry.MODELS[cfg.model.name].kind == registry.DIFFUSION:
         net(x, torch.zeros(1, dtype=torch.long))
+    elif registry.MODELS[cfg.model.name].kind == registry.VOCODER:
+        net(*resources.vocoder_inputs(cfg))
     elif cfg.loss.name == "ncsn":
         net(x, torch.ones(1))
     else:

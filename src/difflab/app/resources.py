@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from difflab.app.config import Config
-from difflab.app.registry import DIFFUSION, LADDER, LOSSES, MODELS
+from difflab.app.registry import DIFFUSION, LADDER, LOSSES, MODELS, VOCODER
 
 GIB = 2**30
 #: torch's own default thread count (physical cores), read before anything changes it.
@@ -33,6 +33,17 @@ TRAIN_BYTES_PER_PARAM = 4 * 5
 TRAIN_ACTIVATION_FACTOR = 2 * 4
 #: Copies of the state a sampler keeps per example (x_t, x0_hat, eps_hat, mean, noise, ...).
 SAMPLER_STATE_COPIES = 16
+
+
+def vocoder_inputs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training segment's inputs of a vocoder: noisy audio (1, 1, F * hop), its noise
+    level (1,) and mel features (1, n_mels, F) with F = ``data.segment_frames``."""
+    frames = cfg.data.segment_frames
+    return (
+        torch.zeros(1, 1, frames * cfg.mel.hop_length),
+        torch.zeros(1),
+        torch.zeros(1, cfg.mel.n_mels, frames),
+    )
 
 
 def activation_floats(cfg: Config, data_shape: tuple[int, ...]) -> int:
@@ -53,6 +64,8 @@ def activation_floats(cfg: Config, data_shape: tuple[int, ...]) -> int:
         x = torch.zeros(1, *data_shape)
         if row.kind == DIFFUSION:
             args: tuple = (x, torch.zeros(1, dtype=torch.long))
+        elif row.kind == VOCODER:
+            args = vocoder_inputs(cfg)
         elif LOSSES[cfg.loss.name].trains == LADDER:
             args = (x, torch.ones(1))
         else:

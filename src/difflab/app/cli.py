@@ -292,8 +292,9 @@ def _evaluate_parser(sub) -> None:
         "bits/dim on the test split with the discretized decoder on the data's levels, and for "
         "digits the Frechet distance of --n samples (default 1000) to the test split with its "
         "noise floor, and their predicted classes. Several processes: torchrun "
-        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process). Audio runs: log-mel distance, multi-resolution "
-        "STFT distance, SNR, f0 RMSE and voicing error of the vocoder at evaluate.vocode_steps "
+        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process). "
+        "Audio runs: log-mel distance, multi-resolution STFT distance, SNR, f0 RMSE and voicing "
+        "error of the vocoder at evaluate.vocode_steps "
         "iterations and of Griffin-Lim from the same mel at evaluate.griffin_lim_iters, with "
         "real-time factors (RUN_DIR/evaluate.json, plots/metrics_vs_steps.png).",
     )

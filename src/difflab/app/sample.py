@@ -159,7 +159,9 @@ def _sample(args: argparse.Namespace) -> int:
         if args.grid:
             raise ValueError("--grid draws image samples; audio runs write WAV files")
         if run.split is not None:
-            raise ValueError("audio runs vocode on one process: run difflab sample without torchrun")
+            raise ValueError(
+                "audio runs vocode on one process: run difflab sample without torchrun"
+            )
         if args.schedule is not None or level_overrides(args):
             raise ValueError(
                 "--schedule and the noise-level grid flags do not apply to an audio run: it "

@@ -123,8 +123,9 @@ def shard_slice(n: int, rank: int, world_size: int) -> slice:
 class ShardedForward(nn.Module):
     """Calls ``net`` on this rank's shard of the batch and pads the other rows with zeros.
 
-    Objectives return per-example losses, so the losses of this rank's rows are exactly those
-    of the global batch; the trainer keeps only those.
+    Every tensor argument with one row per example (t, a class-conditional network's labels)
+    is sharded with x. Objectives return per-example losses, so the losses of this rank's rows
+    are exactly those of the global batch; the trainer keeps only those.
     """
 
     def __init__(self, net: nn.Module, ctx: DistContext) -> None:
@@ -134,7 +135,14 @@ class ShardedForward(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         part = self.ctx.shard(x.shape[0])
-        out = self.net(x[part], t[part], *args, **kwargs)
+
+        def mine(value: Any) -> Any:
+            rows = isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == x.shape[0]
+            return value[part] if rows else value
+
+        args = tuple(mine(a) for a in args)
+        kwargs = {k: mine(v) for k, v in kwargs.items()}
+        out = self.net(x[part], mine(t), *args, **kwargs)
         before = out.new_zeros((part.start, *out.shape[1:]))
         after = out.new_zeros((x.shape[0] - part.stop, *out.shape[1:]))
         return torch.cat([before, out, after])

@@ -122,7 +122,9 @@ def _sample_parser(sub) -> None:
         help="output file, .npy or .csv (default: RUN_DIR/samples.npy); image runs write .npy "
         "integer images (N, H, W[, C]) in 0..levels-1, like their input",
     )
-    p.add_argument("--grid", metavar="FILE.png", help="image runs: also write a PNG grid")
+    p.add_argument(
+        "--grid", metavar="FILE.png", help="image runs: also write a PNG grid (a row per class)"
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -147,6 +149,7 @@ def _sample_parser(sub) -> None:
         "seconds, worth it for many samples)",
     )
     _add_device_arg(p)
+    _add_class_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -200,6 +203,28 @@ def _bench_samplers_parser(sub) -> None:
         "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
     )
     _add_level_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_class_args(p, classes=False)
+
+    p = sub.add_parser(
+        "bench-guidance",
+        help="class-conditional runs: accuracy against diversity over guidance scales",
+        description="Samples at each classifier-free guidance scale s (default 0,1,2,3,4) in the "
+        "data's class proportions: class accuracy (toy data: under the exact p(c | x); digits: "
+        "the digits classifier), the worst class's, each class's spread relative to the data "
+        "(diversity) and its energy-distance or Frechet ratio to the noise floor. Prints a table "
+        "and writes RUN_DIR/bench_guidance.json, bench_guidance.csv and "
+        "plots/bench_guidance.png.",
+    )
+    p.add_argument("run_dir", help="a class-conditional run directory")
+    p.add_argument("--scales", help="comma-separated guidance scales (default: 0,1,2,3,4)")
+    p.add_argument("--n", type=int, default=2000, help="samples per scale (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--floor-draws", type=int, default=5, help="data draws for the noise floors (default 5)"
+    )
+    _add_sampler_args(p)
+    p.add_argument("--steps", type=int, help="sampling steps K in [1, T] (default: the run's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -337,6 +362,27 @@ def _sampler_help() -> str:
     )
 
 
+def _add_class_args(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
+    """--class and --guidance (class-conditional runs)."""
+    if classes:
+        p.add_argument(
+            "--class",
+            dest="classes",
+            metavar="CLASS",
+            help="class-conditional runs: a class (index or name), a comma-separated list or "
+            "'all' (an equal share of each), or 'data' (default: the training data's "
+            "proportions); samples are written with their labels (.npz or .csv)",
+        )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="S",
+        help="class-conditional runs: classifier-free guidance scale s >= 0, eps = eps_u + "
+        "s (eps_c - eps_u): 1 conditional (default: sample.guidance), 0 unconditional, > 1 "
+        "stronger classes (the paper's w = s - 1)",
+    )
+
+
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", help=_sampler_help())
     eta_readers = " or ".join(n for n, r in SAMPLERS.items() if "eta" in r.keys)
@@ -375,6 +421,7 @@ COMMANDS = {
     "train": "difflab.app.train",
     "sample": "difflab.app.sample",
     "bench-samplers": "difflab.app.bench",
+    "bench-guidance": "difflab.app.bench_guidance",
     "plot": "difflab.app.plot",
     "doctor": "difflab.app.doctor",
     "evaluate": "difflab.app.evaluate",

@@ -65,6 +65,7 @@ INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
     "time_scale": ("schedule.T",),  # 1000 / T: every T spans the same frequencies
     "noise_conditional": ("loss.name",),
     "process": ("schedule.name", "schedule.beta_min", "schedule.beta_max"),  # the VP process
+    "num_classes": ("model.class_conditional",),  # the data's classes, if class-conditional
 }
 
 
@@ -232,7 +233,7 @@ _VECTOR_KEYS = ("width", "depth", "activation")
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(
         MLP, DIFFUSION, "vector", "MLP with a sinusoidal time embedding",
-        keys=(*_VECTOR_KEYS, "time_dim"), uses=("data_dim", "out_dim", "time_scale"),
+        keys=(*_VECTOR_KEYS, "time_dim"), uses=("data_dim", "out_dim", "time_scale", "num_classes"),
         continuous_time=True,
     ),
     "conditional_linear": ModelEntry(
@@ -246,7 +247,7 @@ MODELS: dict[str, ModelEntry] = {
     "unet": ModelEntry(
         UNet, DIFFUSION, "image", "U-Net (images)",
         keys=("channels", "channel_mult", "num_res_blocks", "attention", "dropout", "time_dim"),
-        uses=("in_channels", "out_channels", "time_scale"), continuous_time=True,
+        uses=("in_channels", "out_channels", "time_scale", "num_classes"), continuous_time=True,
     ),
 }  # fmt: skip
 

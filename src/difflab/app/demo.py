@@ -30,10 +30,11 @@ def demo(
     run_dir, summary = train_run(cfg, out, progress=progress)
     run = load_run(run_dir)
     t1 = time.perf_counter()
-    samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress)
+    labels = run.default_labels(n)  # class-conditional runs: the data's class proportions
+    samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress, labels=labels)
     sample_s = time.perf_counter() - t1
     require_finite(run, samples)
-    metrics = sample_metrics(run, samples)
+    metrics = sample_metrics(run, samples, labels=labels)
     plots = plot_run(run, progress=progress)
     result = {
         "run_dir": str(run_dir),

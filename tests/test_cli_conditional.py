@@ -153,6 +153,34 @@ def test_digits_classes_in_grid_rows_and_class_metrics(tmp_path, monkeypatch, ca
     cond = result["sample_metrics"]["conditional"]
     assert len(cond["per_class"]) == 10 and "frechet_ratio" in cond["per_class"][0]
     assert 0 <= cond["accuracy"] <= 1 and cond["classifier_test_accuracy"] > 0.5
+    assert main(["bench-samplers", str(out), "--samplers", "ddim", "--steps", "5", "--n", "30",
+                 "--floor-draws", "1"]) == 0  # fmt: skip
+    row = json.loads((out / "bench_samplers.json").read_text())["rows"][0]
+    assert row["frechet_ratio"] > 0 and "max_class_frechet_ratio" in row and "accuracy" in row
     assert main(["plot", str(out), "--n", "16"]) == 0
     with Image.open(out / "plots" / "guidance.png") as img:  # 4 scales x 8 + 3 gaps, 10 rows
         assert img.size == (4 * (35 * 9 + 1), 4 * (10 * 9 + 1))
+
+
+def test_bad_label_files_stop_training_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "nan.csv").write_text("a,b,label\n1,2,0\n3,4,nan\n5,6,1\n")
+    (tmp_path / "word.csv").write_text("a,b,label\n1,2,0\n3,4,one\n5,6,1\n")
+    np.savez(tmp_path / "short.npz", x=np.ones((6, 2)), labels=np.zeros(4))
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    (tmp_path / "imgs" / "b").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((4, 4), 50 * i, dtype=np.uint8)).save(
+            tmp_path / "imgs" / "a" / f"{i}.png"
+        )
+    cases = [
+        (["data.name=file", f"data.path={tmp_path / 'nan.csv'}"], "is NaN/inf"),
+        (["data.name=file", f"data.path={tmp_path / 'word.csv'}"], "label 'one' is not a class"),
+        (["data.name=file", f"data.path={tmp_path / 'short.npz'}"], "one class label per example"),
+        (["data.name=images", f"data.path={tmp_path / 'imgs'}", "model.name=unet"],
+         "b: the class folder holds no images"),
+    ]  # fmt: skip
+    for extra, needle in cases:
+        out = tmp_path / "run"
+        args = tiny_args("model.class_conditional=true", *extra)
+        _fails(capsys, ["train", *args, "--out", str(out), "--quiet"], needle)
+        assert not out.exists()

@@ -88,7 +88,9 @@ def _row(
         row.update(energy_ratio=math.inf, mmd_ratio=math.inf, finite=False)
         return row
     metrics = sample_metrics(run, samples, floor_draws=floor_draws, labels=labels)
-    if metrics is not None:
+    if metrics is not None and "frechet_distance" in metrics:  # the digits
+        row["frechet_ratio"] = metrics["frechet_distance"]["ratio"]
+    elif metrics is not None:
         row["energy_ratio"] = metrics["energy_distance"]["ratio"]
         row["mmd_ratio"] = metrics["mmd"]["ratio"]
         row["energy_distance"] = metrics["energy_distance"]["value"]
@@ -97,11 +99,12 @@ def _row(
             row["neg_log_p"] = metrics["neg_log_p"]["value"]
             row["neg_log_p_excess"] = metrics["neg_log_p"]["excess"]
             row["true_entropy"] = metrics["neg_log_p"]["entropy"]
-        conditional = metrics.get("conditional")
-        if conditional:
-            row["accuracy"] = conditional["accuracy"]
-            if "max_class_energy_ratio" in conditional:
-                row["max_class_energy_ratio"] = conditional["max_class_energy_ratio"]
+    conditional = (metrics or {}).get("conditional")
+    if conditional:
+        row["accuracy"] = conditional["accuracy"]
+        for key in ("max_class_energy_ratio", "max_class_frechet_ratio"):
+            if key in conditional:
+                row[key] = conditional[key]
     return row
 
 
@@ -166,19 +169,26 @@ def format_row(row: dict[str, Any]) -> str:
     text = f"{row['sampler']:<8} {row['steps']:>5} {row['nfe']:>5} {row['wall_s']:>8.2f}"
     if "energy_ratio" in row:
         text += f" {row['energy_ratio']:>9.2f} {row['mmd_ratio']:>9.2f}"
+    if "frechet_ratio" in row:
+        text += f" {row['frechet_ratio']:>10.2f}"
     if "neg_log_p" in row:
         text += f" {row['neg_log_p']:>10.3f} {row['true_entropy']:>7.3f}"
     if "accuracy" in row:
-        text += f" {row['accuracy']:>9.2%} {row.get('max_class_energy_ratio', math.nan):>10.2f}"
+        worst = row.get("max_class_energy_ratio", row.get("max_class_frechet_ratio", math.nan))
+        text += f" {row['accuracy']:>9.2%} {worst:>10.2f}"
     return text
 
 
-def table_header(with_quality: bool, conditional: bool = False) -> str:
+def table_header(run: Run) -> str:
+    """The columns of :func:`format_row` for this run's data."""
     head = f"{'sampler':<8} {'K':>5} {'NFE':>5} {'wall_s':>8}"
-    if not with_quality:
+    if is_toy(run.data.name):
+        head += f" {'energy/fl':>9} {'MMD/fl':>9} {'E[-log p]':>10} {'H(p)':>7}"
+    elif run.data.name == "digits":
+        head += f" {'Frechet/fl':>10}"
+    else:
         return head
-    head += f" {'energy/fl':>9} {'MMD/fl':>9} {'E[-log p]':>10} {'H(p)':>7}"
-    return head + (f" {'accuracy':>9} {'worst cls':>10}" if conditional else "")
+    return head + (f" {'accuracy':>9} {'worst cls':>10}" if run.classes is not None else "")
 
 
 def set_guidance(run: Run, guidance: float | None) -> None:
@@ -216,7 +226,7 @@ def command(args: argparse.Namespace) -> int:
     check_folder_writable(run.run_dir / "plots", flag=f"bench-samplers {run.run_dir}")
     run.override_sampling(eta=args.eta, spacing=args.spacing, **level_overrides(args))
     set_guidance(run, args.guidance)
-    print(table_header(is_toy(run.data.name), run.classes is not None and is_toy(run.data.name)))
+    print(table_header(run))
     result = bench_samplers(
         run,
         samplers=samplers,

@@ -106,7 +106,9 @@ def _sample_parser(sub) -> None:
         help="draw samples from a trained run",
         description="Draw samples from a run's newest checkpoint (EMA weights). Several "
         "processes: torchrun --nproc_per_node=N -m difflab sample RUN_DIR ... (each runs the "
-        "network on its share; the same samples as one process).",
+        "network on its share; the same samples as one process). Class-conditional runs: "
+        "--class picks the classes, --guidance the classifier-free guidance scale; the samples "
+        "are written with their labels.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument(
@@ -270,8 +272,11 @@ def _evaluate_parser(sub) -> None:
         "RUN_DIR/evaluate.json. Solver settings: the run's [evaluate] config section. Image runs: "
         "bits/dim on the test split with the discretized decoder on the data's levels, and for "
         "digits the Frechet distance of --n samples (default 1000) to the test split with its "
-        "noise floor, and their predicted classes. Several processes: torchrun "
-        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process).",
+        "noise floor, and their predicted classes. Class-conditional runs: -log p(x | c) with the "
+        "held-out labels beside the true H(x | c), and class-by-class sample metrics (accuracy "
+        "under the exact p(c | x) or the digits classifier, per-class energy or Frechet "
+        "ratios). Several processes: torchrun --nproc_per_node=N -m difflab evaluate RUN_DIR "
+        "(the same numbers as one process).",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument(

@@ -246,8 +246,10 @@ def check_config(cfg: Config) -> str:
     device = _device(cfg.train.device)
     need = check_training_fits(cfg, dataset.shape, dataset.x.shape[0], device)["total"]
     params = count_parameters(cfg, dataset.shape, num_classes=dataset.num_classes)
+    classes = f" with {dataset.num_classes} classes" if dataset.num_classes else ""
     return (
-        f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}, schedule {cfg.schedule.name} "
+        f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}{classes}, "
+        f"schedule {cfg.schedule.name} "
         f"T={cfg.schedule.T}, model {cfg.model.name} with {params} parameters, about "
         f"{gib(need)} of memory to train ({gib(available_bytes(device))} available); "
         "nothing was written"

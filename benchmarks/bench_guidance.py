@@ -11,6 +11,14 @@ class-conditional densities (app/class_quality.py). Targets:
 - accuracy non-decreasing in s over the scales; at s = 0 the samples match the unconditional
   data: energy ratio (all samples against all data) <= 1.5 (median over seeds).
 
+The per-class energy ratio of a perfect sampler is itself random (value and floor are both
+degenerate V-statistics; their ratio's spread does not shrink with n): ``null`` repeats the
+s = 1 protocol with fresh labelled data in place of samples, ``--null-repeats`` times, so the
+model's worst class can be read against what exact samples give.
+
+``--part unconditional``: the same recipe with ``model.class_conditional = false``, the
+reference for s = 0: the energy ratio of its samples to the data (median over seeds).
+
 ``--part digits``: train configs/digits.toml class-conditionally for at most ``--minutes``
 (default 20; bench_digits.train_within), then ``--n`` samples at each of 0, 1, 2, 3, 4: the
 digits classifier must recognise >= 90% as the requested class at s = 1 and >= 97% at s = 3;
@@ -71,8 +79,33 @@ def toy_part(args: argparse.Namespace, out_dir: Path) -> dict:
             print(
                 json.dumps({"data": name, "seed": seed, "train_s": train_s, **rows_of}), flush=True
             )
-        result["datasets"][name] = {"runs": runs, "summary": toy_summary(runs, args.scales)}
+        summary = toy_summary(runs, args.scales)
+        summary["null"] = null_reference(name, args.n, len(args.seeds), args.null_repeats)
+        print(json.dumps({"data": name, "null": summary["null"]}), flush=True)
+        result["datasets"][name] = {"runs": runs, "summary": summary}
     return result
+
+
+def null_reference(name: str, n: int, seeds: int, repeats: int) -> dict:
+    """The s = 1 statistics of exact samples: fresh labelled data of the data's proportions
+    scored like samples, per class medians over ``seeds`` draws, ``repeats`` times."""
+    from difflab.app.class_quality import toy_class_quality
+    from difflab.data.toy import sample_toy_labelled
+
+    worst, accuracy = [], []
+    for r in range(repeats):
+        per_class = []
+        for s in range(seeds):
+            x, labels = sample_toy_labelled(name, n, seed=7_000_000 + 100 * r + s)
+            q = toy_class_quality(name, x, labels)
+            per_class.append([row["energy_ratio"] for row in q["per_class"]])
+            accuracy.append(q["accuracy"])
+        worst.append(float(max(statistics.median(col) for col in zip(*per_class))))
+    return {
+        "worst_class_energy_ratio_median": sorted(worst),
+        "fraction_le_1.5": sum(w <= 1.5 for w in worst) / len(worst),
+        "accuracy_median": _median(accuracy),
+    }
 
 
 def toy_summary(runs: list[dict], scales: list[float]) -> dict:
@@ -106,6 +139,26 @@ def toy_summary(runs: list[dict], scales: list[float]) -> dict:
     return {"by_scale": by_scale, "monotone_per_seed": monotone, "targets_met": verdict}
 
 
+def unconditional_part(args: argparse.Namespace, out_dir: Path) -> dict:
+    """The unconditional recipe's energy ratio per dataset and seed (the s = 0 reference)."""
+    from difflab.app.quality import sample_metrics
+
+    result: dict = {"datasets": {}}
+    for name in args.datasets:
+        ratios = []
+        for seed in args.seeds:
+            run_dir = out_dir / f"{name}_uncond_s{seed}"
+            overrides = [f"data.name={name}", f"train.seed={seed}", *args.overrides]
+            if not run_dir.exists():
+                train_run(load_config(None, overrides), run_dir, progress=False)
+            run = load_run(run_dir)
+            samples, _ = run.sample(args.n, seed=0)
+            ratios.append(sample_metrics(run, samples)["energy_distance"]["ratio"])
+            print(json.dumps({"data": name, "seed": seed, "energy_ratio": ratios[-1]}), flush=True)
+        result["datasets"][name] = {"energy_ratio": ratios, "median": _median(ratios)}
+    return result
+
+
 def digits_part(args: argparse.Namespace, out_dir: Path) -> dict:
     """Train conditional digits within the budget, then every scale's metrics."""
     from bench_digits import train_within
@@ -135,20 +188,21 @@ def digits_part(args: argparse.Namespace, out_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("toy", "digits"), required=True)
+    parser.add_argument("--part", choices=("toy", "unconditional", "digits"), required=True)
     parser.add_argument("--datasets", default="8gaussians,pinwheel")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--scales", default=None, help="default: 0,1,2,4 (toy), 0,1,2,3,4")
-    parser.add_argument("--label-dropout", type=float, default=0.1)
+    parser.add_argument("--label-dropout", type=float, default=0.2)
     parser.add_argument("--n", type=int, default=None, help="samples per scale (5000 / 1000)")
     parser.add_argument("--minutes", type=float, default=20.0, help="digits training budget")
     parser.add_argument("--calibrate", type=int, default=100)
+    parser.add_argument("--null-repeats", type=int, default=8, help="toy: exact-sample repeats")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out-dir", default="runs/bench-guidance")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    toy = args.part == "toy"
+    toy = args.part != "digits"
     args.datasets = args.datasets.split(",")
     args.seeds = [int(v) for v in args.seeds.split(",")]
     args.scales = [
@@ -157,7 +211,8 @@ def main() -> None:
     args.n = args.n or (5000 if toy else 1000)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = (toy_part if toy else digits_part)(args, out_dir)
+    parts = {"toy": toy_part, "unconditional": unconditional_part, "digits": digits_part}
+    result = parts[args.part](args, out_dir)
     result.update(threads=args.threads, n=args.n)
     path = out_dir / f"guidance_{args.part}_p{args.label_dropout}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -67,7 +67,7 @@ class Precision(StrEnum):
 
 #: The default probability of the null class in training (train.label_dropout): measured in
 #: benchmarks/bench_guidance.py (docs/conditioning.md).
-LABEL_DROPOUT = 0.1
+LABEL_DROPOUT = 0.2
 
 #: Upper bounds that keep a typo from allocating the machine's memory.
 MAX_T = 100_000

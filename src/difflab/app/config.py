@@ -167,7 +167,7 @@ def _check_conditioning(cfg: Config) -> None:
     if cfg.sample.guidance != 1.0 and cfg.train.label_dropout == 0:
         raise ValueError(
             f"sample.guidance = {cfg.sample.guidance} needs the unconditional model, which "
-            "train.label_dropout = 0 never trains; set train.label_dropout (e.g. 0.1) or "
+            "train.label_dropout = 0 never trains; set train.label_dropout (e.g. 0.2) or "
             "sample.guidance = 1"
         )
 

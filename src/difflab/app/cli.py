@@ -121,8 +121,9 @@ def _sample_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--out",
-        help="output file, .npy or .csv (default: RUN_DIR/samples.npy); image runs write .npy "
-        "integer images (N, H, W[, C]) in 0..levels-1, like their input",
+        help="output file, .npy, .npz or .csv (default: RUN_DIR/samples.npy, or samples.npz "
+        "with a labels array for class-conditional runs); image runs write integer images "
+        "(N, H, W[, C]) in 0..levels-1, like their input",
     )
     p.add_argument(
         "--grid", metavar="FILE.png", help="image runs: also write a PNG grid (a row per class)"

@@ -40,6 +40,28 @@ def test_manifest_records_the_classes(cond_run):
     assert sum(data["classes"]["counts"]) == 500 and "labels_sha256" in data
 
 
+@pytest.mark.parametrize(
+    "classes, needle",
+    [
+        ("a list", "'classes' must be an object"),
+        ({"names": [], "counts": []}, "'classes.names' must be a non-empty list"),
+        ({"names": ["0", "1"], "counts": [3]}, "'classes.counts' must be a list of 2 integers"),
+        ({"names": ["0"], "counts": [-1]}, "'classes.counts' must be a list of 1 integers"),
+    ],
+)
+def test_a_damaged_classes_entry_is_a_one_line_error(cond_run, tmp_path, classes, needle):
+    from difflab.training.checkpoint import CheckpointError
+    from difflab.training.manifest import check_manifest
+
+    manifest = json.loads((cond_run / "manifest.json").read_text())
+    manifest["data"]["classes"] = classes
+    with pytest.raises(CheckpointError, match="bad 'data' entry") as err:
+        check_manifest(manifest, tmp_path / "manifest.json")
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    del manifest["data"]["classes"]  # optional: unlabelled runs (and older ones) have none
+    check_manifest(manifest, tmp_path / "manifest.json")
+
+
 def test_sample_classes_with_their_labels(cond_run, tmp_path, capsys):
     out = tmp_path / "three.npz"
     assert main(["sample", str(cond_run), "--n", "24", "--class", "3", "--guidance", "2",
@@ -51,6 +73,7 @@ def test_sample_classes_with_their_labels(cond_run, tmp_path, capsys):
                  "--quiet"]) == 0  # fmt: skip
     x, labels = load_labelled_vectors(csv)
     assert x.shape == (20, 2) and np.bincount(labels).tolist() == [3, 3, 3, 3, 2, 2, 2, 2]
+    assert csv.read_text().splitlines()[0] == "x0,x1,label"  # issue 11's header, then the label
     assert main(["sample", str(cond_run), "--n", "9", "--class", "1,6", "--quiet"]) == 0
     with np.load(cond_run / "samples.npz") as z:  # the default output keeps the labels
         assert z["labels"].tolist() == [1] * 5 + [6] * 4
@@ -113,12 +136,12 @@ def test_evaluate_bench_and_plot_report_class_metrics(cond_run, capsys):
     assert "class accuracy of the samples" in capsys.readouterr().out
 
     assert main(["bench-samplers", run, "--samplers", "ddim", "--steps", "5", "--n", "80",
-                 "--floor-draws", "1", "--guidance", "2"]) == 0  # fmt: skip
+                 "--floor-draws", "1", "--guidance", "2", "--quiet"]) == 0  # fmt: skip
     row = json.loads((cond_run / "bench_samplers.json").read_text())["rows"][0]
     assert row["guidance"] == 2.0 and row["passes"] == 2 and 0 <= row["accuracy"] <= 1
 
     assert main(["bench-guidance", run, "--scales", "0,1,3", "--n", "80", "--sampler", "ddim",
-                 "--steps", "5", "--floor-draws", "1"]) == 0  # fmt: skip
+                 "--steps", "5", "--floor-draws", "1", "--quiet"]) == 0  # fmt: skip
     table = (cond_run / "bench_guidance.csv").read_text().splitlines()
     assert table[0].startswith("guidance,accuracy,min_class_accuracy,mean_spread_ratio")
     assert [line.split(",")[0] for line in table[1:]] == ["0", "1", "3"]

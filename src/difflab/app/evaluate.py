@@ -201,7 +201,7 @@ def ode_per_example(
     split = {"split": run.split} if discrete and run.split is not None else {}
     out, nfe = [], 0
     for batch, y in _labelled_batches(x, labels, ev.batch_size):
-        denoiser = run.denoiser(clip=False, labels=y)
+        denoiser = run.denoiser(clip=False, split=False, labels=y)  # ode_nll splits the rows
         res = ode_nll(
             denoiser,
             batch.to(run.device),
@@ -252,9 +252,7 @@ def evaluate_run(
     continuous = LOSSES[run.config.loss.name].continuous
     parts = []
     if not continuous:
-        bound, terms = _timed(
-            result, "bound_s", bound_per_example, run, x, y, progress=progress
-        )
+        bound, terms = _timed(result, "bound_s", bound_per_example, run, x, y, progress=progress)
         parts.append(("bound", bound + shift))
     ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x, y, progress=progress)
     ode = ode + shift

@@ -44,9 +44,9 @@ from difflab.training.trainer import Trainer
 def train_within(cfg, run_dir: Path, *, minutes: float, calibrate: int) -> dict:
     """Train ``cfg`` in ``run_dir`` within ``minutes``; returns steps, wall time and speed."""
     torch.manual_seed(cfg.train.seed)
-    dataset = build_dataset(cfg.data, seed=cfg.train.seed)
+    dataset = build_dataset(cfg.data, seed=cfg.train.seed, labels=cfg.model.class_conditional)
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg, dataset.shape)
+    model = build_model(cfg, dataset.shape, num_classes=dataset.num_classes)
     objective = build_objective(cfg, schedule, levels=dataset.levels)  # the bound's decoder
     run_dir.mkdir(parents=True)
     write_manifest(run_dir, data_info(dataset))

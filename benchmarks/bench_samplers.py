@@ -156,7 +156,7 @@ def main() -> None:
     if "quality" in parts:
         result["quality"] = quality(run, 5000, args.seeds, args.floor_draws)
     if "table" in parts:
-        print(table_header(True))
+        print(table_header(run))
         table = bench_samplers(
             run, n=5000, floor_draws=args.floor_draws, log=lambda r: print(format_row(r))
         )

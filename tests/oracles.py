@@ -287,3 +287,47 @@ class GaussianVocoder(torch.nn.Module):
         self.levels.append(float(level[0]))
         l2 = (level**2)[:, None, None]
         return torch.sqrt(1 - l2) * y / (l2 * self.v + 1 - l2)
+
+
+class MixtureOracle(GaussianOracle):
+    """The optimal class-conditional network for an equal-weight mixture of K Gaussians
+    N(mu_c, var I), ``mus`` (K, *shape), with the null class K for the mixture itself.
+
+    With a = sqrt(abar_t), b = sqrt(1 - abar_t) and v = a^2 var + b^2, component c gives
+    x_t ~ N(a mu_c, v I) and eps*_c(x_t) = b (x_t - a mu_c) / v (GaussianOracle per component);
+    the mixture's optimal predictor is E[eps | x_t] = sum_c p(c | x_t) eps*_c(x_t), with
+    p(c | x_t) = softmax_c(-|x_t - a mu_c|^2 / (2 v)). ``forward(x_t, t, labels)``: labels (B,)
+    in 0..K (None: the null class for all); ``calls`` and ``batch_sizes`` record its use.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, mus: torch.Tensor, var: float, **kwargs) -> None:
+        super().__init__(schedule, 0.0, var, **kwargs)
+        self.mus = torch.as_tensor(mus, dtype=torch.float64)
+        self.num_classes = int(self.mus.shape[0])
+        self.batch_sizes: list[int] = []
+
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self.calls += 1
+        self.batch_sizes.append(x_t.shape[0])
+        x = x_t.double().cpu()
+        abar = self.alpha_bar(t, x)
+        a, b = abar.sqrt(), (1 - abar).sqrt()
+        v = a**2 * self.var + b**2
+        # eps*_c for every component: (K, B, ...)
+        eps_all = torch.stack([b * (x - a * mu) / v for mu in self.mus])
+        d2 = torch.stack(
+            [((x - a * mu) ** 2 / v).reshape(x.shape[0], -1).sum(1) for mu in self.mus]
+        )
+        post = torch.softmax(-0.5 * d2, dim=0)  # p(c | x_t), (K, B)
+        mixture = (post.reshape(*post.shape, *([1] * (x.dim() - 1))) * eps_all).sum(0)
+        if labels is None:
+            labels = torch.full((x.shape[0],), self.num_classes, dtype=torch.long)
+        labels = labels.cpu()
+        rows = torch.arange(x.shape[0])
+        component = eps_all[labels.clamp(max=self.num_classes - 1), rows]
+        null = expand_like(labels == self.num_classes, x)
+        eps = torch.where(null, mixture, component)
+        out = self._as_prediction(x, t, eps, a, b)
+        return out.to(device=x_t.device, dtype=x_t.dtype)

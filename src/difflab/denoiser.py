@@ -19,15 +19,17 @@ alpha v (Salimans & Ho 2022); mean (Sohl-Dickstein et al. 2015) -> x0 = (mean - 
 with the posterior's coefficients. The 2015 model's last step is fixed (its network never trains
 there): p(x_0 | x_1) = N(sqrt(alpha_1) x_1, beta_1 I), so x0_hat = sqrt(alpha_1) x_1 at t = 1.
 
-Samplers never branch on the parameterization; wrappers (guidance, preconditioning) offer the
-same three methods.
+A class-conditional network gets the Denoiser's ``labels`` (B,) with every call (None: the
+network's null class, i.e. the unconditional model p(x)); :meth:`Denoiser.replace` makes the
+same model with other labels. Samplers never branch on the parameterization; wrappers
+(classifier-free guidance in guidance.py, preconditioning) offer the same three methods.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -75,7 +77,8 @@ class Denoiser(nn.Module):
 
     ``continuous_time``: the network accepts a fractional step index (a sinusoidal time
     embedding); otherwise fractional times (the ODE likelihood) interpolate eps_hat between the
-    neighbouring integer times.
+    neighbouring integer times. ``labels``: (B,) class labels passed to a class-conditional
+    network with every call (the batch must then have B rows), or None.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class Denoiser(nn.Module):
         variance: Variance | str = Variance.SMALL,
         clip: tuple[float, float] | None = None,
         continuous_time: bool = False,
+        labels: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -98,6 +102,19 @@ class Denoiser(nn.Module):
         self.clip = clip
         self.continuous_time = continuous_time
         self.clamped_steps = 0  # sampling steps whose learned variance left its range
+        self.labels = labels
+
+    def replace(self, **changes: Any) -> Denoiser:
+        """The same network and process with some of the other arguments changed (e.g.
+        ``labels``, ``clip``)."""
+        kwargs = {
+            "prediction": self.prediction,
+            "variance": self.variance,
+            "clip": self.clip,
+            "continuous_time": self.continuous_time,
+            "labels": self.labels,
+        }
+        return Denoiser(self.net, self.process, **{**kwargs, **changes})
 
     @property
     def first_trained_time(self) -> float:
@@ -123,10 +140,21 @@ class Denoiser(nn.Module):
             return self._fractional(x_t, t)
         if self.prediction is Prediction.MEAN and t == 1:
             return self._fixed_last_step(x_t)
-        output = self.net(x_t, self._time_input(t - 1, x_t))
+        output = self._net(x_t, self._time_input(t - 1, x_t))
         pred, var_out = split_output(output, self.variance)
         x0, eps = self._x0_eps(x_t, t, pred)
         return DenoiserOutput(x0, eps, var_out)
+
+    def _net(self, x_t: torch.Tensor, time_input: torch.Tensor) -> torch.Tensor:
+        """The network's output, given the labels if there are any."""
+        if self.labels is None:
+            return self.net(x_t, time_input)
+        if self.labels.shape != (x_t.shape[0],):
+            raise ValueError(
+                f"the Denoiser holds {tuple(self.labels.shape)} labels for a batch of "
+                f"{x_t.shape[0]}; give one label per example"
+            )
+        return self.net(x_t, time_input, self.labels)
 
     def score(self, x_t: torch.Tensor, t: float) -> torch.Tensor:
         """-eps_hat / sigma_t (Song et al. 2021, Eq. 8 with the VP perturbation kernel)."""
@@ -139,7 +167,12 @@ class Denoiser(nn.Module):
         variance (at t_prev = 0 the "small" variance is clipped to that of the step 2 -> 1,
         as the bound's decoder needs a positive variance). ``clamp``: keep a learned variance
         within [beta_tilde, beta] of the step (samplers ask for it, the bound does not)."""
-        out = self(x_t, t)
+        return self.reverse_step_from(self(x_t, t), x_t, t, t_prev, clamp=clamp)
+
+    def reverse_step_from(
+        self, out: DenoiserOutput, x_t: torch.Tensor, t: float, t_prev: float, *, clamp: bool
+    ) -> ReverseStep:
+        """:meth:`reverse_step` for a given output at (x_t, t) (a guided one, guidance.py)."""
         post = self.process.posterior(t, t_prev)
         mean = post.c_x0 * out.x0 + post.c_xt * x_t
         log_var = self.reverse_log_var(t, t_prev, out.var_out, clamp=clamp)
@@ -241,7 +274,7 @@ class Denoiser(nn.Module):
         linearly between the neighbouring integer times (the 2015 model: from t = 2, its first
         trained step), with x0_hat consistent with it at time t."""
         if self.continuous_time and self.prediction is not Prediction.MEAN:
-            output = self.net(x_t, self._time_input(t - 1.0, x_t))
+            output = self._net(x_t, self._time_input(t - 1.0, x_t))
             pred, var_out = split_output(output, self.variance)
             x0, eps = self._x0_eps(x_t, t, pred)
             return DenoiserOutput(x0, eps, var_out)

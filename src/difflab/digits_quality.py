@@ -34,6 +34,7 @@ from difflab.data.images import (
     to_model_space,
     to_user_space,
 )
+from difflab.metrics import spread_ratio, summarize_classes
 
 CLASSIFIER_FILE = "digits_classifier_v1.safetensors"
 FEATURES = 64
@@ -196,3 +197,50 @@ def digits_quality(
         "n_samples": int(x.shape[0]),
         "n_floor": int(n_floor),
     }
+
+
+def digits_class_quality(
+    samples: np.ndarray,
+    labels: np.ndarray,
+    *,
+    classifier: DigitsClassifier | None = None,
+    classifier_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Class-conditional digits samples (N, 1, 8, 8) in model space asked to be of classes
+    ``labels`` (N,): the classifier's accuracy (overall and per class, beside its accuracy on
+    the test split), and per class the Frechet distance of the class's samples to the test
+    images of that class with its floor (min(n_c, training images of the class) training images
+    of the class against the same test images). Samples are rounded to the 17 levels first."""
+    x, labels = np.asarray(samples), np.asarray(labels)
+    if x.ndim != 4 or x.shape[1:] != (1, 8, 8) or labels.shape != (x.shape[0],):
+        raise ValueError(
+            f"need samples (N, 1, 8, 8) and labels (N,), got {x.shape}, {labels.shape}"
+        )
+    model = classifier if classifier is not None else load_classifier(classifier_dir)
+    quantized = to_model_space(to_user_space(x, DIGITS_LEVELS), DIGITS_LEVELS)
+    feats, predicted = _features_and_classes(model, torch.from_numpy(quantized))
+    test_x, test_y = digits_split("test")
+    train_x, train_y = digits_split("train")
+    test_feats, test_pred = _features_and_classes(model, test_x)
+    rng = np.random.default_rng(0)
+    per_class = []
+    for c in np.unique(labels):
+        mine = labels == c
+        row: dict[str, Any] = {"class": int(c), "n": int(mine.sum())}
+        row["accuracy"] = float((predicted[mine] == c).mean())
+        if mine.sum() >= 2:
+            ref = test_feats[test_y.numpy() == c]
+            pool = np.flatnonzero(train_y.numpy() == c)
+            floor_idx = rng.permutation(pool)[: min(int(mine.sum()), pool.size)]
+            floor_feats, _ = _features_and_classes(model, train_x[floor_idx])
+            value, floor = frechet_distance(feats[mine], ref), frechet_distance(floor_feats, ref)
+            row.update(frechet_distance=value, frechet_floor=floor, frechet_ratio=value / floor)
+            row["spread_ratio"] = spread_ratio(feats[mine], ref)  # in the classifier's features
+        per_class.append(row)
+    return summarize_classes(
+        {
+            "accuracy": float((predicted == labels).mean()),
+            "classifier_test_accuracy": float((test_pred == test_y.numpy()).mean()),
+        },
+        per_class,
+    )

@@ -152,3 +152,35 @@ def plot_image_reverse(
         column_labels=[f"t={k}" for k in labels],
         row_label="one chain per row",
     )
+
+
+def class_rows(
+    images: np.ndarray, labels: np.ndarray, *, max_cols: int = 20
+) -> tuple[np.ndarray, int]:
+    """Images (N, C, H, W) rearranged into one row per class (in label order), at most
+    ``max_cols`` per row, shorter rows filled with blank (-1) cells; returns the images and
+    the number of columns, for :func:`save_image_grid`."""
+    classes = np.unique(labels)
+    ncol = min(max_cols, max(int((labels == c).sum()) for c in classes))
+    blank = np.full((ncol, *images.shape[1:]), -1.0, dtype=np.float32)
+    rows = []
+    for c in classes:
+        row = np.asarray(images[labels == c][:ncol], dtype=np.float32)
+        rows.append(np.concatenate([row, blank[: ncol - row.shape[0]]]))
+    return np.concatenate(rows), ncol
+
+
+def guidance_grid(sweep: Sequence[np.ndarray], per_class: int) -> tuple[np.ndarray, int]:
+    """Image samples at several guidance scales side by side: each of ``sweep`` holds
+    ``per_class`` samples of each class in blocks by class (K * per_class, C, H, W); the result
+    has a row per class and a block of ``per_class`` columns per scale, blank columns between
+    blocks; returns the images and the number of columns, for :func:`save_image_grid`."""
+    k = sweep[0].shape[0] // per_class
+    blank = np.full((1, *sweep[0].shape[1:]), -1.0, dtype=np.float32)
+    cells = []
+    for c in range(k):
+        for i, images in enumerate(sweep):
+            if i:
+                cells.append(blank)
+            cells.append(np.asarray(images[c * per_class : (c + 1) * per_class], dtype=np.float32))
+    return np.concatenate(cells), len(sweep) * (per_class + 1) - 1

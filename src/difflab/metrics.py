@@ -5,6 +5,8 @@ in blocks of ``chunk_size`` rows with ``torch.cdist`` in float64, so 10,000 x 10
 a few blocks' worth of memory. Both statistics are V-statistics (the within-sample means include
 the zero diagonal): they are exactly 0 for identical sets and of order 1/n for two independent
 draws of one distribution, which is the *noise floor* :func:`compare_to_reference` measures.
+For class-conditional samples: the spread of samples relative to data (:func:`spread_ratio`)
+and per-class rows summarized by their worst and mean values (:func:`summarize_classes`).
 """
 
 from __future__ import annotations
@@ -235,3 +237,25 @@ class EnergyDistanceTo:
     def __call__(self, samples: ArrayLike) -> float:
         a, ref = _as_pair(samples, self.reference)
         return _mmd_form(a, ref, _negative_distance, self.chunk_size, yy=self.yy)
+
+
+def spread_ratio(samples: np.ndarray, data: np.ndarray) -> float:
+    """sqrt(tr Cov(samples) / tr Cov(data)): 1 as diverse as the data, < 1 collapsed."""
+    q = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+    p = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+    return float(np.sqrt(q.var(0, ddof=1).sum() / p.var(0, ddof=1).sum()))
+
+
+def summarize_classes(result: dict[str, Any], per_class: list[dict[str, Any]]) -> dict[str, Any]:
+    """``result`` with the per-class rows and their worst and mean values."""
+    result["per_class"] = per_class
+    result["min_class_accuracy"] = min(r["accuracy"] for r in per_class)
+    for key in ("energy_ratio", "frechet_ratio"):
+        values = [r[key] for r in per_class if key in r]
+        if values:
+            result[f"max_class_{key}"] = float(max(values))
+            result[f"mean_class_{key}"] = float(np.mean(values))
+    spreads = [r["spread_ratio"] for r in per_class if "spread_ratio" in r]
+    if spreads:
+        result["mean_spread_ratio"] = float(np.mean(spreads))
+    return result

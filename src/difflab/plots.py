@@ -328,3 +328,57 @@ def plot_quality_vs_nfe(rows: Sequence[Mapping[str, object]], path: Path) -> Pat
     fig.suptitle("sample quality against cost (1 / 0 = indistinguishable from data)")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_guidance_sweep(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
+    """bench-guidance's curve: class accuracy, and the spread of each class relative to the
+    data's (diversity, log scale), against the guidance scale s; and accuracy against spread,
+    each point labelled by s."""
+    rows = [r for r in rows if "accuracy" in r and "mean_spread_ratio" in r]
+    s = np.array([float(r["guidance"]) for r in rows])  # type: ignore[arg-type]
+    acc = np.array([float(r["accuracy"]) for r in rows])  # type: ignore[arg-type]
+    spread = np.array([float(r["mean_spread_ratio"]) for r in rows])  # type: ignore[arg-type]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot(s, acc, marker="o")
+    axes[0].set_ylabel("class accuracy")
+    axes[1].plot(s, spread, marker="s", color="tab:orange")
+    axes[1].axhline(1.0, color="k", lw=0.8, ls="--")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("spread of each class / the data's")
+    for ax in axes[:2]:
+        ax.set_xlabel("guidance scale s (1: conditional, 0: unconditional)")
+    axes[2].plot(spread, acc, marker="o")
+    for si, x, y in zip(s, spread, acc):
+        axes[2].annotate(f"s={si:g}", (x, y), textcoords="offset points", xytext=(4, 4))
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("spread / the data's (diversity; 1: as diverse as the data)")
+    axes[2].set_ylabel("class accuracy")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle("classifier-free guidance: accuracy against diversity")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_by_class(
+    points: np.ndarray, labels: np.ndarray, path: Path, *, title: str = "samples by class"
+) -> Path:
+    """A scatter of the first two coordinates, one colour per class."""
+    return plot_class_panels([(title, points, labels)], path, title=title)
+
+
+def plot_class_panels(
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path: Path, *, title: str
+) -> Path:
+    """Scatters side by side (e.g. samples at several guidance scales), one colour per class;
+    each panel is (label, points (N, >=2), labels (N,)); shared limits."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.6), squeeze=False)
+    xlim, ylim = _limits(np.concatenate([pts for _, pts, _ in panels]))
+    cmap = plt.get_cmap("tab10" if max(int(y.max()) for *_, y in panels) < 10 else "tab20")
+    for ax, (label, pts, y) in zip(axes[0], panels):
+        ax.scatter(pts[:, 0], pts[:, 1], c=cmap(y % cmap.N), **_POINT)
+        ax.set_title(label, fontsize=10)
+        ax.set(xticks=[], yticks=[], xlim=xlim, ylim=ylim)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=90)

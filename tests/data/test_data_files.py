@@ -129,8 +129,8 @@ def test_data_errors_are_one_line_with_a_fix(tmp_path: Path, case: str) -> None:
 
 
 def test_save_unknown_extension_writes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"use one of \.npy, \.csv"):
-        save_vectors(tmp_path / "a.npz", X)
+    with pytest.raises(DataError, match=r"use one of \.npy, \.npz, \.csv"):
+        save_vectors(tmp_path / "a.txt", X)
     assert list(tmp_path.iterdir()) == []
 
 

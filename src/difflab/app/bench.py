@@ -5,6 +5,9 @@ energy-distance and MMD ratios of the samples to fresh data over their noise flo
 samples' mean exact -log p(x) beside the true entropy H(p) (``app/quality.py``): a sampler whose
 samples are blurrier than the data shows it there. The plan (which samplers) comes from the
 registry. Writes ``RUN_DIR/bench_samplers.json`` and ``RUN_DIR/plots/bench_samplers.png``.
+A class-conditional run samples the data's class proportions at guidance ``sample.guidance``
+(``--guidance``) and each row adds the class accuracy and the worst class's energy ratio
+(``app/class_quality.py``); a guided evaluation runs the network twice (``passes``).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from difflab.app import registry
 from difflab.app.build import generate
+from difflab.app.classes import check_guidance, not_conditional
 from difflab.app.datasets import is_toy
 from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.quality import sample_metrics
@@ -68,17 +73,24 @@ def _row(
 ) -> dict:
     cfg = run.config.replace("sample", sampler=sampler, steps=steps)
     shape = (n, *run.data.shape)
+    labels = run.default_labels(n)
+    y = None if labels is None else torch.from_numpy(labels)
     t0 = time.perf_counter()
     gen, net = run.generator(seed), run.sampling_network()
-    result = generate(cfg, net, run.schedule, shape, generator=gen, progress=progress)
+    result = generate(cfg, net, run.schedule, shape, generator=gen, progress=progress, labels=y)
     wall = time.perf_counter() - t0
     samples = run.data.decode(result.x.cpu().numpy())
     row: dict[str, Any] = {"sampler": sampler, "steps": steps, "nfe": result.nfe, "wall_s": wall}
+    if labels is not None:
+        row["guidance"] = cfg.sample.guidance
+        row["passes"] = 1 if cfg.sample.guidance in (0.0, 1.0) else 2
     if not np.isfinite(samples).all():
         row.update(energy_ratio=math.inf, mmd_ratio=math.inf, finite=False)
         return row
-    metrics = sample_metrics(run, samples, floor_draws=floor_draws)
-    if metrics is not None:
+    metrics = sample_metrics(run, samples, floor_draws=floor_draws, labels=labels)
+    if metrics is not None and "frechet_distance" in metrics:  # the digits
+        row["frechet_ratio"] = metrics["frechet_distance"]["ratio"]
+    elif metrics is not None:
         row["energy_ratio"] = metrics["energy_distance"]["ratio"]
         row["mmd_ratio"] = metrics["mmd"]["ratio"]
         row["energy_distance"] = metrics["energy_distance"]["value"]
@@ -87,6 +99,12 @@ def _row(
             row["neg_log_p"] = metrics["neg_log_p"]["value"]
             row["neg_log_p_excess"] = metrics["neg_log_p"]["excess"]
             row["true_entropy"] = metrics["neg_log_p"]["entropy"]
+    conditional = (metrics or {}).get("conditional")
+    if conditional:
+        row["accuracy"] = conditional["accuracy"]
+        for key in ("max_class_energy_ratio", "max_class_frechet_ratio"):
+            if key in conditional:
+                row[key] = conditional[key]
     return row
 
 
@@ -151,16 +169,35 @@ def format_row(row: dict[str, Any]) -> str:
     text = f"{row['sampler']:<8} {row['steps']:>5} {row['nfe']:>5} {row['wall_s']:>8.2f}"
     if "energy_ratio" in row:
         text += f" {row['energy_ratio']:>9.2f} {row['mmd_ratio']:>9.2f}"
+    if "frechet_ratio" in row:
+        text += f" {row['frechet_ratio']:>10.2f}"
     if "neg_log_p" in row:
         text += f" {row['neg_log_p']:>10.3f} {row['true_entropy']:>7.3f}"
+    if "accuracy" in row:
+        worst = row.get("max_class_energy_ratio", row.get("max_class_frechet_ratio", math.nan))
+        text += f" {row['accuracy']:>9.2%} {worst:>10.2f}"
     return text
 
 
-def table_header(with_quality: bool) -> str:
+def table_header(run: Run) -> str:
+    """The columns of :func:`format_row` for this run's data."""
     head = f"{'sampler':<8} {'K':>5} {'NFE':>5} {'wall_s':>8}"
-    if not with_quality:
+    if is_toy(run.data.name):
+        head += f" {'energy/fl':>9} {'MMD/fl':>9} {'E[-log p]':>10} {'H(p)':>7}"
+    elif run.data.name == "digits":
+        head += f" {'Frechet/fl':>10}"
+    else:
         return head
-    return head + f" {'energy/fl':>9} {'MMD/fl':>9} {'E[-log p]':>10} {'H(p)':>7}"
+    return head + (f" {'accuracy':>9} {'worst cls':>10}" if run.classes is not None else "")
+
+
+def set_guidance(run: Run, guidance: float | None) -> None:
+    """Use ``--guidance`` (checked) on a class-conditional run; an error on another."""
+    if guidance is None:
+        return
+    if run.classes is None:
+        raise not_conditional("--guidance")
+    run.config = run.config.replace("sample", guidance=check_guidance(guidance))
 
 
 def _int_list(text: str | None, name: str) -> list[int] | None:
@@ -193,7 +230,8 @@ def command(args: argparse.Namespace) -> int:
     check_sampler_flags(run, {"eta": args.eta}, samplers=used, sampler_flag="--samplers")
     check_folder_writable(run.run_dir / "plots", flag=f"bench-samplers {run.run_dir}")
     run.override_sampling(eta=args.eta, spacing=args.spacing, **level_overrides(args))
-    print(table_header(is_toy(run.data.name)))
+    set_guidance(run, args.guidance)
+    print(table_header(run))
     result = bench_samplers(
         run,
         samplers=samplers,

@@ -20,6 +20,7 @@ from difflab.audio.mel import MelSpectrogram
 from difflab.continuous import DEFAULT_STEPS, VPProcess
 from difflab.denoiser import Denoiser
 from difflab.formulation import NOISE_INPUT_SCALES, ContinuousDenoiser, Formulation
+from difflab.guidance import GuidedDenoiser
 from difflab.losses.base import Objective
 from difflab.losses.score_matching import geometric_sigmas
 from difflab.noise import DiscreteProcess, NoiseProcess
@@ -49,7 +50,7 @@ def build_sigmas(cfg: Config) -> torch.Tensor:
 
 def _ingredients(
     cfg: Config, *, data_shape: tuple[int, ...] = (), schedule: NoiseSchedule | None = None,
-    levels: int | None = None,
+    levels: int | None = None, num_classes: int | None = None,
 ) -> dict[str, Callable[[], Any]]:  # fmt: skip
     """What a run supplies to registry rows (``uses``), each made on demand."""
     out = output_channels(data_shape[0], cfg.model.variance) if data_shape else None
@@ -71,6 +72,7 @@ def _ingredients(
         ),
         "mel": lambda: MelSpectrogram(cfg.mel.settings(cfg.data.sample_rate)),
         "n_mels": lambda: cfg.mel.n_mels,
+        "num_classes": lambda: num_classes if cfg.model.class_conditional else None,
     }
 
 
@@ -88,9 +90,18 @@ def _call(row: Any, section: Any, ingredients: dict[str, Callable[[], Any]]) -> 
     return row.fn(**kwargs, **getattr(row, "fixed", {}))
 
 
-def build_model(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
-    """The network named by ``model.name`` for data of shape ``data_shape`` (one example)."""
+def build_model(
+    cfg: Config, data_shape: tuple[int, ...], *, num_classes: int | None = None
+) -> nn.Module:
+    """The network named by ``model.name`` for data of shape ``data_shape`` (one example);
+    ``num_classes``: the data's number of classes (needed if ``model.class_conditional``)."""
     row = MODELS[cfg.model.name]
+    if cfg.model.class_conditional and not num_classes:
+        raise ValueError(
+            f"model.class_conditional = true needs labelled data, but data.name = "
+            f"{cfg.data.name!r} has no class labels; use a toy mixture (e.g. 8gaussians), the "
+            "digits, a .csv with a 'label' column, an .npz with 'labels' or class sub-folders"
+        )
     rank = {"vector": 1, "audio": 2, "image": 3}[row.data]
     if len(data_shape) != rank:
         what = {1: "vector data (N, D)", 2: "audio (N, 1, L)", 3: "images (N, C, H, W)"}[rank]
@@ -98,7 +109,7 @@ def build_model(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
             f"model.name = {cfg.model.name!r} takes {what}; this data has examples of shape "
             f"{data_shape}: use model.name = {'unet' if rank == 1 else 'mlp'!r}"
         )
-    return _call(row, cfg.model, _ingredients(cfg, data_shape=data_shape))
+    return _call(row, cfg.model, _ingredients(cfg, data_shape=data_shape, num_classes=num_classes))
 
 
 def build_objective(
@@ -127,8 +138,12 @@ def build_process(cfg: Config, schedule: NoiseSchedule) -> NoiseProcess:
     return formulation.process if formulation is not None else DiscreteProcess(schedule)
 
 
-def build_denoiser(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Denoiser:
-    """The run's diffusion network as samplers see it."""
+def build_denoiser(
+    cfg: Config, net: nn.Module, schedule: NoiseSchedule, *, labels: torch.Tensor | None = None
+) -> Denoiser:
+    """The run's diffusion network as samplers see it; ``labels`` (B,) for a class-conditional
+    network (None: its null class, the unconditional model; discrete losses only, which
+    app/config.py checks)."""
     clip = (-1.0, 1.0) if cfg.sample.clip_x0 else None
     formulation = build_formulation(cfg)
     if formulation is not None:
@@ -140,7 +155,32 @@ def build_denoiser(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Deno
         variance=cfg.model.variance,
         clip=clip,
         continuous_time=MODELS[cfg.model.name].continuous_time,
+        labels=labels,
     )
+
+
+def conditional_denoiser(
+    cfg: Config,
+    net: nn.Module,
+    schedule: NoiseSchedule,
+    labels: torch.Tensor | None,
+    guidance: float | None = None,
+) -> Denoiser | GuidedDenoiser:
+    """The Denoiser for samples of classes ``labels`` (B,) with classifier-free guidance scale
+    ``guidance`` (default ``sample.guidance``): plain conditional at s = 1, guided otherwise;
+    without labels the run's ordinary Denoiser."""
+    scale = cfg.sample.guidance if guidance is None else guidance
+    if scale != 1.0 and cfg.train.label_dropout == 0:
+        raise ValueError(
+            f"guidance {scale} needs the unconditional model, which this run never trained "
+            "(train.label_dropout = 0); sample with guidance 1"
+        )
+    if labels is None:
+        return build_denoiser(cfg, net, schedule)
+    labels = labels.to(next(net.parameters()).device)
+    if scale == 1.0:
+        return build_denoiser(cfg, net, schedule, labels=labels)
+    return GuidedDenoiser(build_denoiser(cfg, net, schedule), labels, scale)
 
 
 def noise_level_score(net: nn.Module) -> Callable[[torch.Tensor, float], torch.Tensor]:
@@ -153,8 +193,16 @@ def noise_level_score(net: nn.Module) -> Callable[[torch.Tensor, float], torch.T
     return score
 
 
-def sampler_model(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Any:
-    """What the run's sampler runs: a Denoiser, a score s(x), or a ScoreLadder (NCSN)."""
+def sampler_model(
+    cfg: Config,
+    net: nn.Module,
+    schedule: NoiseSchedule,
+    *,
+    labels: torch.Tensor | None = None,
+    guidance: float | None = None,
+) -> Any:
+    """What the run's sampler runs: a Denoiser (of classes ``labels``, guided by ``guidance``,
+    for a class-conditional run), a score s(x), or a ScoreLadder (NCSN)."""
     trains = LOSSES[cfg.loss.name].trains
     if trains == VOCODER:
         raise ValueError(
@@ -162,7 +210,7 @@ def sampler_model(cfg: Config, net: nn.Module, schedule: NoiseSchedule) -> Any:
             "`difflab vocode RUN_DIR in.wav --out out.wav` or `difflab sample RUN_DIR`"
         )
     if trains == DIFFUSION:
-        return build_denoiser(cfg, net, schedule)
+        return conditional_denoiser(cfg, net, schedule, labels, guidance)
     if trains == LADDER:
         return ScoreLadder(noise_level_score(net), tuple(build_sigmas(cfg).tolist()))
     return net
@@ -210,9 +258,12 @@ def generate(
     record: Record = None,
     progress: bool = False,
     grid: list[float] | None = None,
+    labels: torch.Tensor | None = None,
+    guidance: float | None = None,
 ) -> ChainResult:
     """Run the sampler named by ``sample.sampler`` in model space, on the network's device,
-    along ``grid`` (process times; default :func:`sample_grid`)."""
+    along ``grid`` (process times; default :func:`sample_grid`); ``labels`` (shape[0],) and
+    ``guidance``: see :func:`conditional_denoiser`."""
     row = SAMPLERS[cfg.sample.sampler]
     kwargs = {k: getattr(cfg.sample, k) for k in row.keys if getattr(cfg.sample, k) is not None}
     if row.grid:
@@ -220,12 +271,14 @@ def generate(
     if row.needs != DIFFUSION:  # score samplers draw their start where the network lives
         param = next(net.parameters(), None)
         kwargs["device"] = param.device if param is not None else "cpu"
-    model = sampler_model(cfg, net, schedule)
+    model = sampler_model(cfg, net, schedule, labels=labels, guidance=guidance)
     return row.fn(model, shape, generator=generator, record=record, progress=progress, **kwargs)
 
 
-def count_parameters(cfg: Config, data_shape: tuple[int, ...]) -> int:
+def count_parameters(
+    cfg: Config, data_shape: tuple[int, ...], *, num_classes: int | None = None
+) -> int:
     """Parameters of the run's network, counted without allocating them."""
     with torch.device("meta"):
-        model = build_model(cfg, data_shape)
+        model = build_model(cfg, data_shape, num_classes=num_classes)
     return sum(math.prod(p.shape) for p in model.parameters())

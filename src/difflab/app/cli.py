@@ -108,7 +108,9 @@ def _sample_parser(sub) -> None:
         help="draw samples from a trained run",
         description="Draw samples from a run's newest checkpoint (EMA weights). Several "
         "processes: torchrun --nproc_per_node=N -m difflab sample RUN_DIR ... (each runs the "
-        "network on its share; the same samples as one process).",
+        "network on its share; the same samples as one process). Class-conditional runs: "
+        "--class picks the classes, --guidance the classifier-free guidance scale; the samples "
+        "are written with their labels.",
     )
     p.add_argument("run_dir", help="a run directory written by `difflab train`")
     p.add_argument(
@@ -121,11 +123,14 @@ def _sample_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--out",
-        help="output file, .npy or .csv (default: RUN_DIR/samples.npy); image runs write .npy "
-        "integer images (N, H, W[, C]) in 0..levels-1, like their input; audio runs vocode "
-        "--n test clips into a folder of WAV files (default: RUN_DIR/samples)",
+        help="output file, .npy, .npz or .csv (default: RUN_DIR/samples.npy, or samples.npz "
+        "with a labels array for class-conditional runs); image runs write integer images "
+        "(N, H, W[, C]) in 0..levels-1, like their input; audio runs vocode --n test clips into "
+        "a folder of WAV files (default: RUN_DIR/samples)",
     )
-    p.add_argument("--grid", metavar="FILE.png", help="image runs: also write a PNG grid")
+    p.add_argument(
+        "--grid", metavar="FILE.png", help="image runs: also write a PNG grid (a row per class)"
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -150,6 +155,7 @@ def _sample_parser(sub) -> None:
         "seconds, worth it for many samples)",
     )
     _add_device_arg(p)
+    _add_class_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -245,6 +251,28 @@ def _bench_samplers_parser(sub) -> None:
     )
     _add_level_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_class_args(p, classes=False)
+
+    p = sub.add_parser(
+        "bench-guidance",
+        help="class-conditional runs: accuracy against diversity over guidance scales",
+        description="Samples at each classifier-free guidance scale s (default 0,1,2,3,4) in the "
+        "data's class proportions: class accuracy (toy data: under the exact p(c | x); digits: "
+        "the digits classifier), the worst class's, each class's spread relative to the data "
+        "(diversity) and its energy-distance or Frechet ratio to the noise floor. Prints a table "
+        "and writes RUN_DIR/bench_guidance.json, bench_guidance.csv and "
+        "plots/bench_guidance.png.",
+    )
+    p.add_argument("run_dir", help="a class-conditional run directory")
+    p.add_argument("--scales", help="comma-separated guidance scales (default: 0,1,2,3,4)")
+    p.add_argument("--n", type=int, default=2000, help="samples per scale (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--floor-draws", type=int, default=5, help="data draws for the noise floors (default 5)"
+    )
+    _add_sampler_args(p)
+    p.add_argument("--steps", type=int, help="sampling steps K in [1, T] (default: the run's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _plot_parser(sub) -> None:
@@ -291,8 +319,11 @@ def _evaluate_parser(sub) -> None:
         "RUN_DIR/evaluate.json. Solver settings: the run's [evaluate] config section. Image runs: "
         "bits/dim on the test split with the discretized decoder on the data's levels, and for "
         "digits the Frechet distance of --n samples (default 1000) to the test split with its "
-        "noise floor, and their predicted classes. Several processes: torchrun "
-        "--nproc_per_node=N -m difflab evaluate RUN_DIR (the same numbers as one process). "
+        "noise floor, and their predicted classes. Class-conditional runs: -log p(x | c) with the "
+        "held-out labels beside the true H(x | c), and class-by-class sample metrics (accuracy "
+        "under the exact p(c | x) or the digits classifier, per-class energy or Frechet "
+        "ratios). Several processes: torchrun --nproc_per_node=N -m difflab evaluate RUN_DIR "
+        "(the same numbers as one process). "
         "Audio runs: log-mel distance, multi-resolution STFT distance, SNR, f0 RMSE and voicing "
         "error of the vocoder at evaluate.vocode_steps "
         "iterations and of Griffin-Lim from the same mel at evaluate.griffin_lim_iters, with "
@@ -387,6 +418,27 @@ def _sampler_help() -> str:
     )
 
 
+def _add_class_args(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
+    """--class and --guidance (class-conditional runs)."""
+    if classes:
+        p.add_argument(
+            "--class",
+            dest="classes",
+            metavar="CLASS",
+            help="class-conditional runs: a class (index or name), a comma-separated list or "
+            "'all' (an equal share of each), or 'data' (default: the training data's "
+            "proportions); samples are written with their labels (.npz or .csv)",
+        )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="S",
+        help="class-conditional runs: classifier-free guidance scale s >= 0, eps = eps_u + "
+        "s (eps_c - eps_u): 1 conditional (default: sample.guidance), 0 unconditional, > 1 "
+        "stronger classes (the paper's w = s - 1)",
+    )
+
+
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", help=_sampler_help())
     eta_readers = " or ".join(n for n, r in SAMPLERS.items() if "eta" in r.keys)
@@ -426,6 +478,7 @@ COMMANDS = {
     "sample": "difflab.app.sample",
     "vocode": "difflab.app.vocode",
     "bench-samplers": "difflab.app.bench",
+    "bench-guidance": "difflab.app.bench_guidance",
     "plot": "difflab.app.plot",
     "doctor": "difflab.app.doctor",
     "evaluate": "difflab.app.evaluate",

@@ -14,6 +14,7 @@ from typing import Any
 from difflab.app import registry
 from difflab.app.registry import DIFFUSION, LOSSES, MODELS, SAMPLERS, VOCODER
 from difflab.app.sections import (
+    LABEL_DROPOUT,
     MAX_N_TRAIN,
     MAX_T,
     DataConfig,
@@ -146,6 +147,43 @@ def check_combination(cfg: Config) -> None:
         steps,
         f"at most schedule.T = {cfg.schedule.T} (the number of diffusion steps)",
     )
+    _check_conditioning(cfg)
+
+
+def _check_conditioning(cfg: Config) -> None:
+    """Class conditioning needs a network that takes labels; label dropout and guidance are
+    read only by class-conditional runs, and guidance needs a trained null class."""
+    takes_labels = [name for name, row in MODELS.items() if "num_classes" in row.uses]
+    if cfg.model.class_conditional and cfg.model.name not in takes_labels:
+        raise ValueError(
+            f"model.class_conditional = true needs a network that takes class labels, not "
+            f"model.name = {cfg.model.name!r}; use model.name = {_quoted(takes_labels)}"
+        )
+    if cfg.model.class_conditional and LOSSES[cfg.loss.name].continuous:
+        discrete = [
+            n for n, row in LOSSES.items() if row.trains == DIFFUSION and not row.continuous
+        ]
+        raise ValueError(
+            f"model.class_conditional = true is not supported with the continuous formulation "
+            f"loss.name = {cfg.loss.name!r} yet; use a discrete loss ({_quoted(discrete)})"
+        )
+    unread = [
+        (key, default)
+        for key, default in (("train.label_dropout", LABEL_DROPOUT), ("sample.guidance", 1.0))
+        if cfg.get(key) != default
+    ]
+    if unread and not cfg.model.class_conditional:
+        key, _ = unread[0]
+        raise ValueError(
+            f"{key} = {cfg.get(key)!r} is read only by class-conditional runs; set "
+            "model.class_conditional = true or remove it"
+        )
+    if cfg.sample.guidance != 1.0 and cfg.train.label_dropout == 0:
+        raise ValueError(
+            f"sample.guidance = {cfg.sample.guidance} needs the unconditional model, which "
+            "train.label_dropout = 0 never trains; set train.label_dropout (e.g. 0.2) or "
+            "sample.guidance = 1"
+        )
 
 
 def _non_default(section: Any, keys: tuple[str, ...]) -> list[str]:

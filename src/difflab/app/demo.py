@@ -46,10 +46,11 @@ def demo(
         atomic_write_json(run_dir / "summary.json", result)
         return result
     t1 = time.perf_counter()
-    samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress)
+    labels = run.default_labels(n)  # class-conditional runs: the data's class proportions
+    samples, _ = run.sample(n, seed=cfg.train.seed + 1, progress=progress, labels=labels)
     sample_s = time.perf_counter() - t1
     require_finite(run, samples)
-    metrics = sample_metrics(run, samples)
+    metrics = sample_metrics(run, samples, labels=labels)
     plots = plot_run(run, progress=progress)
     result = {
         "run_dir": str(run_dir),

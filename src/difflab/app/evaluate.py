@@ -12,6 +12,12 @@ On held-out data (a fresh toy draw, or the user's file) it computes
   fitted to the held-out data (negative: better than the Gaussian);
 - the foundation's sample metrics (energy distance, MMD with noise floors).
 
+A class-conditional run is evaluated as the model of p(x | c) it is: held-out points with their
+labels (a fresh labelled toy draw, or a labelled --data file) give the conditional NLLs
+-log p(x | c), the true entropy is the exact conditional one H(x | c), and the samples (in the
+data's class proportions) get the class-by-class metrics (app/class_quality.py). Held-out data
+without labels are scored under the run's unconditional model (its null class).
+
 Each estimate comes with its standard error over the held-out points. NLLs are in the user's
 units: a standardised run adds sum(log std). Data on a grid (``levels``) use the discretized
 decoder in the bound and, for the ODE, the density times the bin volume (2 / (levels - 1))^D.
@@ -33,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from difflab.app.class_quality import format_conditional
 from difflab.app.config import untrained_output
 from difflab.app.datasets import is_toy
 from difflab.app.outputs import Outputs, check_folder_writable
@@ -43,8 +50,14 @@ from difflab.app.resources import require_memory, sampling_bytes
 from difflab.app.run import Run
 from difflab.app.sample import check_count, nonfinite_cause, nonfinite_rows
 from difflab.atomic import atomic_write_json
-from difflab.data.files import load_vectors
-from difflab.data.toy import sample_toy, toy_log_prob
+from difflab.data.files import load_labelled_vectors, load_vectors
+from difflab.data.toy import (
+    sample_toy,
+    sample_toy_labelled,
+    toy_class_log_prob,
+    toy_log_prob,
+    toy_num_classes,
+)
 from difflab.likelihood import ode_nll
 from difflab.losses.vlb import full_bound
 from difflab.noise import DiscreteProcess
@@ -69,13 +82,29 @@ def check_likelihood_supported(run: Run) -> None:
 
 def held_out_data(run: Run, *, data_path: str | Path | None, n: int | None) -> np.ndarray:
     """The held-out points in the user's units, (N, *shape) float32, validated."""
+    return held_out_labelled_data(run, data_path=data_path, n=n)[0]
+
+
+def held_out_labelled_data(
+    run: Run, *, data_path: str | Path | None, n: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The held-out points of :func:`held_out_data` and, for a class-conditional run, their
+    labels (N,) (None for an unconditional run or data without labels)."""
+    labels = None
     if data_path is not None:
-        x = load_vectors(data_path)
-        x = x[:n] if n is not None else x
+        x, labels = (
+            load_labelled_vectors(data_path) if run.classes else (load_vectors(data_path), None)
+        )
+        x, labels = (
+            (x[:n], None if labels is None else labels[:n]) if n is not None else (x, labels)
+        )
     elif is_toy(run.data.name):
-        n = n or run.config.evaluate.n
-        check_evaluation_fits(run, n)
-        x = sample_toy(run.data.name, n, seed=HELD_OUT_SEED)
+        size = n or run.config.evaluate.n
+        check_evaluation_fits(run, size)
+        if toy_num_classes(run.data.name) is not None:  # the same points as sample_toy
+            x, labels = sample_toy_labelled(run.data.name, size, seed=HELD_OUT_SEED)
+        else:
+            x = sample_toy(run.data.name, size, seed=HELD_OUT_SEED)
     else:
         raise ValueError(
             f"run {run.run_dir} was trained on a file; pass held-out data with --data FILE"
@@ -86,7 +115,27 @@ def held_out_data(run: Run, *, data_path: str | Path | None, n: int | None) -> n
             f"held-out data have {x[0].size} values per example but the run's model takes "
             f"{math.prod(shape)} (shape {shape}); pass data of the training data's dimension"
         )
-    return x.reshape(x.shape[0], *shape)
+    return x.reshape(x.shape[0], *shape), (labels if run.classes is not None else None)
+
+
+def check_labels_fit(run: Run, labels: np.ndarray | None) -> None:
+    """Held-out labels must be classes of the run; without labels a conditional run needs its
+    unconditional model (label dropout > 0)."""
+    classes = run.classes
+    if classes is None:
+        return
+    if labels is None:
+        if run.config.train.label_dropout == 0:
+            raise ValueError(
+                f"{run.run_dir} is class-conditional without an unconditional model "
+                "(train.label_dropout = 0); pass held-out data with labels"
+            )
+        return
+    if labels.max() >= classes.num_classes:
+        raise ValueError(
+            f"held-out labels go up to {labels.max()} but the run has classes "
+            f"0..{classes.num_classes - 1}; pass data labelled like the training data"
+        )
 
 
 def check_evaluation_fits(run: Run, n: int) -> None:
@@ -107,18 +156,25 @@ def _mean_se(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _batches(x: torch.Tensor, size: int):
+def _labelled_batches(x: torch.Tensor, labels: torch.Tensor | None, size: int):
     for i in range(0, x.shape[0], size):
-        yield x[i : i + size]
+        yield x[i : i + size], None if labels is None else labels[i : i + size]
 
 
 def bound_per_example(
-    run: Run, x: torch.Tensor, *, seed: int, progress: bool = False
+    run: Run,
+    x: torch.Tensor,
+    *,
+    seed: int,
+    labels: torch.Tensor | None = None,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bound totals (N,) and terms (N, T + 1: L_0..L_{T-1}, then the prior) in model space."""
-    gen, denoiser = run.generator(seed), run.denoiser(clip=False)
+    """Bound totals (N,) and terms (N, T + 1: L_0..L_{T-1}, then the prior) in model space;
+    with ``labels`` (N,) the bound on -log p(x | c) of a class-conditional run."""
+    gen = run.generator(seed)
     totals, terms = [], []
-    for batch in _batches(x, run.config.evaluate.batch_size):
+    for batch, y in _labelled_batches(x, labels, run.config.evaluate.batch_size):
+        denoiser = run.denoiser(clip=False, labels=y)
         b = full_bound(
             denoiser, batch.to(run.device), levels=run.data.levels, generator=gen, progress=progress
         )
@@ -128,17 +184,24 @@ def bound_per_example(
 
 
 def ode_per_example(
-    run: Run, x: torch.Tensor, *, seed: int, progress: bool = False
+    run: Run,
+    x: torch.Tensor,
+    *,
+    seed: int,
+    labels: torch.Tensor | None = None,
+    progress: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """ODE NLL (N,) in model space and the solver's number of drift evaluations (under
-    torchrun, on a discrete schedule, each rank computes the drift and divergence of its rows
-    of the batch; a continuous formulation's ODE runs the whole batch on every rank)."""
+    """ODE NLL (N,) in model space and the solver's number of drift evaluations (with
+    ``labels``: of p(x | c); under torchrun, on a discrete schedule, each rank computes the
+    drift and divergence of its rows of the batch; a continuous formulation's ODE runs the
+    whole batch on every rank)."""
     ev = run.config.evaluate
-    gen, denoiser = run.generator(seed), run.denoiser(clip=False, split=False)
-    discrete = isinstance(denoiser.process, DiscreteProcess)
+    gen = run.generator(seed)
+    discrete = isinstance(run.denoiser(clip=False, split=False).process, DiscreteProcess)
     split = {"split": run.split} if discrete and run.split is not None else {}
     out, nfe = [], 0
-    for batch in _batches(x, ev.batch_size):
+    for batch, y in _labelled_batches(x, labels, ev.batch_size):
+        denoiser = run.denoiser(clip=False, split=False, labels=y)  # ode_nll splits the rows
         res = ode_nll(
             denoiser,
             batch.to(run.device),
@@ -174,21 +237,24 @@ def evaluate_run(
     computed (``app/outputs.py``: an interruption leaves the previous three as they were),
     and returns the summary."""
     check_likelihood_supported(run)
-    x_user = held_out_data(run, data_path=data_path, n=n)
+    x_user, labels = held_out_labelled_data(run, data_path=data_path, n=n)
     check_evaluation_fits(run, len(x_user))
+    check_labels_fit(run, labels)
+    y = None if labels is None else torch.from_numpy(labels)
     x = torch.from_numpy(run.data.encode(x_user)).float()
     N, D = x.shape[0], x[0].numel()
     result: dict[str, Any] = {"run_dir": str(run.run_dir), "step": run.step, "n": N, "dim": D}
     result["data"] = str(data_path) if data_path else f"{run.data.name} (fresh draw)"
+    result["conditional"] = labels is not None  # NLLs of p(x | c), entropies H(x | c)
     # the model's density in the user's units: p_user(x) = p_model(x_model) / prod(std)
     shift = float(np.log(run.data.std).sum()) if run.data.std is not None else 0.0
     # 1. the bound (discrete chains only), 2. the ODE NLL, per example in the user's units
     continuous = LOSSES[run.config.loss.name].continuous
     parts = []
     if not continuous:
-        bound, terms = _timed(result, "bound_s", bound_per_example, run, x, progress=progress)
+        bound, terms = _timed(result, "bound_s", bound_per_example, run, x, y, progress=progress)
         parts.append(("bound", bound + shift))
-    ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x, progress=progress)
+    ode, result["ode_nfe"] = _timed(result, "ode_s", ode_per_example, run, x, y, progress=progress)
     ode = ode + shift
     if run.data.levels is not None:  # a density -> the probability of the data's bin
         ode = ode - D * math.log(2.0 / (run.data.levels - 1))
@@ -203,19 +269,22 @@ def evaluate_run(
     if not continuous:
         excess = result["nll_bound_nats"] - gauss
         result["bits_per_dim_bound_vs_isotropic_gaussian"] = excess / (D * math.log(2.0))
-    # 4. toy data: the true entropy, and each NLL's excess over it (an estimate of the KL)
+    # 4. toy data: the true entropy (of each point's class when labelled), and each NLL's
+    # excess over it (an estimate of the KL)
     if data_path is None and is_toy(run.data.name) and run.data.levels is None:
-        neg_log_p = -toy_log_prob(run.data.name, x_user.reshape(N, -1))
+        neg_log_p = _true_neg_log_p(run.data.name, x_user.reshape(N, -1), labels)
         result["true_entropy_nats"], result["true_entropy_se"] = _mean_se(neg_log_p)
         for key, values in parts:  # paired: the spread of -log p(x) cancels
             result[f"kl_{key}_nats"], result[f"kl_{key}_se"] = _mean_se(values - neg_log_p)
-    # 5. the sample metrics (NaN/inf samples are reported; the likelihoods are kept); under
-    # torchrun sampled on every rank, scored and written by rank 0
+    # 5. the sample metrics (of the data's class proportions for a conditional run; NaN/inf
+    # samples are reported; the likelihoods are kept); under torchrun sampled on every rank,
+    # scored and written by rank 0
     if run.config.evaluate.n_samples > 0:
-        seed = run.config.evaluate.seed
-        samples, _ = run.sample(run.config.evaluate.n_samples, seed=seed, progress=progress)
+        seed, n_samples = run.config.evaluate.seed, run.config.evaluate.n_samples
+        sample_labels = run.default_labels(n_samples)
+        samples, _ = run.sample(n_samples, seed=seed, progress=progress, labels=sample_labels)
         if run.writes:
-            result.update(scored_samples(run, samples))
+            result.update(scored_samples(run, samples, labels=sample_labels))
     if not run.writes:
         return result
     # 6. everything is computed: the three files replace the previous ones together
@@ -226,22 +295,35 @@ def evaluate_run(
     return result
 
 
-def _timed(result: dict[str, Any], key: str, fn, run: Run, x: torch.Tensor, *, progress: bool):
-    """``fn(run, x, seed=evaluate.seed)``, its wall time written to ``result[key]``."""
+def _timed(
+    result: dict[str, Any], key: str, fn, run: Run, x: torch.Tensor, labels, *, progress: bool
+):
+    """``fn(run, x, seed=evaluate.seed, labels=labels)``, its wall time written to
+    ``result[key]``."""
     t0 = time.perf_counter()
-    out = fn(run, x, seed=run.config.evaluate.seed, progress=progress)
+    out = fn(run, x, seed=run.config.evaluate.seed, labels=labels, progress=progress)
     result[key] = round(time.perf_counter() - t0, 2)
     return out
 
 
-def scored_samples(run: Run, samples: np.ndarray) -> dict[str, Any]:
-    """``sample_metrics`` of the samples, or None with a ``sample_metrics_note`` naming the
-    likely cause when some are NaN/inf (the likelihoods already computed are kept)."""
+def scored_samples(
+    run: Run, samples: np.ndarray, *, labels: np.ndarray | None = None
+) -> dict[str, Any]:
+    """``sample_metrics`` of the samples (with their classes ``labels`` for a conditional
+    run), or None with a ``sample_metrics_note`` naming the likely cause when some are NaN/inf
+    (the likelihoods already computed are kept)."""
     bad = nonfinite_rows(samples)
     if not bad:
-        return {"sample_metrics": sample_metrics(run, samples)}
+        return {"sample_metrics": sample_metrics(run, samples, labels=labels)}
     note = f"{bad} of {len(samples)} samples are NaN/inf: {nonfinite_cause(run)}"
     return {"sample_metrics": None, "sample_metrics_note": note}
+
+
+def _true_neg_log_p(name: str, x: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """-log p(x) of each point, or -log p(x | c) of its class c, from the exact density."""
+    if labels is None:
+        return -toy_log_prob(name, x)
+    return -toy_class_log_prob(name, x)[np.arange(len(x)), labels]
 
 
 def _write_terms(run: Run, terms: np.ndarray, result: dict[str, Any], outputs: Outputs) -> None:
@@ -267,10 +349,12 @@ def format_report(result: dict[str, Any]) -> list[str]:
     """The terminal table of :func:`evaluate_run`'s result."""
     D = result["dim"]
     has_h = "true_entropy_nats" in result
+    h = "H(x|c)" if result.get("conditional") else "H(p)"
     lines = [
-        f"held-out data: {result['data']}, n = {result['n']}, dimension {D}",
+        f"held-out data: {result['data']}, n = {result['n']}, dimension {D}"
+        + (" (with labels: -log p(x | c))" if result.get("conditional") else ""),
         f"{'quantity':<34}{'nats':>10}{'+- se':>9}{'bits/dim':>10}"
-        + (f"{'- H(p)':>10}" if has_h else ""),
+        + (f"{'- ' + h:>10}" if has_h else ""),
     ]
 
     def row(name: str, nats: float, se: float, kl: str | None = None) -> str:
@@ -296,7 +380,7 @@ def format_report(result: dict[str, Any]) -> list[str]:
     if has_h:
         lines.append(
             row(
-                "true entropy H(p) (exact density)",
+                f"true entropy {h} (exact density)",
                 result["true_entropy_nats"],
                 result["true_entropy_se"],
             )
@@ -313,7 +397,8 @@ def format_report(result: dict[str, Any]) -> list[str]:
     lines.append(
         f"timings: {bound_time}ODE {result['ode_s']} s ({result['ode_nfe']} drift evaluations)"
     )
-    return lines
+    metrics = result.get("sample_metrics") or {}
+    return lines + format_conditional(metrics.get("conditional"))
 
 
 def command(args: argparse.Namespace) -> int:

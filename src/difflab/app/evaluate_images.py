@@ -4,7 +4,8 @@ bound (Ho et al. 2020, Eq. 5) with the discretized decoder on the data's ``level
 
 The bound's every term is computed exactly per image (one network call per t, see
 ``losses.vlb.full_bound``), so the only randomness is the draw of x_t at each t; the standard
-error reported is over images.
+error reported is over images. A class-conditional run is scored as p(x | c) with the split's
+labels, and its samples (in the data's class proportions) get the class-by-class metrics.
 """
 
 from __future__ import annotations
@@ -52,15 +53,18 @@ def split_bits_per_dim(
             f"{run.config.loss.name!r} (a continuous formulation) does not have; judge its "
             "samples with `difflab sample --grid` or `difflab demo`"
         )
-    data = build_image_split(run.config.data, split)
+    data = build_image_split(run.config.data, split, labels=run.classes is not None)
     x = data.x if max_images is None else data.x[:max_images]
+    labels = None if data.labels is None else data.labels[: x.shape[0]]
     levels = run.data.levels or data.levels
-    device, generator, denoiser = run.device, run.generator(seed), run.denoiser(clip=False)
+    device, generator = run.device, run.generator(seed)
     scale = x[0].numel() * math.log(2.0)
     parts: dict[str, list[torch.Tensor]] = {"total": [], "prior": [], "decoder": [], "kl": []}
     t0 = time.perf_counter()
     run.model.eval()
-    for batch in x.split(batch_size):
+    for i, batch in enumerate(x.split(batch_size)):
+        y = None if labels is None else labels[i * batch_size : i * batch_size + batch.shape[0]]
+        denoiser = run.denoiser(clip=False, labels=y)
         bound = full_bound(
             denoiser, batch.to(device), levels=levels, generator=generator, progress=progress
         )
@@ -79,6 +83,7 @@ def split_bits_per_dim(
         "kl": float(values["kl"].mean()),
         "levels": levels,
         "split": split,
+        "conditional": labels is not None,  # the bound on -log p(x | c)
         "n_images": n,
         "T": run.schedule.T,
         "seconds": round(time.perf_counter() - t0, 2),
@@ -106,9 +111,10 @@ def evaluate_image_run(
         run, batch_size=batch_size, seed=seed, progress=progress
     )
     if scores:
-        samples, _ = run.sample(n_samples, seed=seed + 1, progress=progress)  # on every rank
-        if run.writes:
-            result.update(scored_samples(run, samples))
+        labels = run.default_labels(n_samples)
+        samples, _ = run.sample(n_samples, seed=seed + 1, progress=progress, labels=labels)
+        if run.writes:  # on every rank, scored on rank 0
+            result.update(scored_samples(run, samples, labels=labels))
     if run.writes:  # under torchrun: rank 0
         atomic_write_json(run.run_dir / "evaluate.json", result)
     return result

@@ -4,6 +4,9 @@ Vector data: the data, the forward process q(x_t) at 10 times (NCSN: the data at
 levels), the sampler's chain at 10 of its states, samples beside data, the loss curve, and for
 2-D data the learned score field beside a reference (score.png) and a few chains drawn over it
 (trajectories.png). Images: grids of data and samples, forward and reverse trajectories.
+Class-conditional runs also get their samples coloured by class (images: a row per class) in
+samples_by_class.png and a guidance sweep, samples at s = 0, 1, 2, 4 side by side, in
+guidance.png (when the run trained its unconditional model).
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ def plot_vector_run(
     title = f"{cfg.sample.sampler} chain"
     plot_reverse(chain.trajectory, outputs.stage(out_dir / "reverse.png"), title=title)
     plot_samples_vs_data(samples, data, outputs.stage(out_dir / "samples.png"))
+    if run.classes is not None:
+        plot_classes(run, samples, n=n, seed=seed, out_dir=out_dir, outputs=outputs)
     if model_data.shape[1] == 2:
         plot_score(run, model_data, out_dir, seed=seed, outputs=outputs)
     rows = read_metrics(run.run_dir)
@@ -136,6 +141,54 @@ def _image_forward(run: Run, x0: np.ndarray, path: Path, *, seed: int) -> Path:
     process = run.denoiser().process
     levels = np.geomspace(*grid_range(run.config, process), 9).tolist()
     return plot_image_forward_levels(process, x0, levels, path, seed=seed)
+
+
+#: The guidance scales of guidance.png.
+SWEEP_SCALES = (0.0, 1.0, 2.0, 4.0)
+
+
+def plot_classes(
+    run: Run, samples: np.ndarray, *, n: int, seed: int, out_dir: Path, outputs: Outputs
+) -> None:
+    """samples_by_class.png (the run's samples, of the default labels, coloured by class) and
+    guidance.png (the same labels at each of SWEEP_SCALES), for 2-D or more vector data;
+    staged in ``outputs``."""
+    from difflab.plots import plot_by_class, plot_class_panels
+
+    labels = run.default_labels(n)
+    assert labels is not None
+    plot_by_class(samples, labels, outputs.stage(out_dir / "samples_by_class.png"))
+    if run.config.train.label_dropout > 0 and samples.shape[1] >= 2:
+        panels = []
+        for s in SWEEP_SCALES:
+            guided, _ = run.sample(n, seed=seed, labels=labels, guidance=s)
+            require_finite(run, guided)
+            panels.append((f"s = {s:g}", guided, labels))
+        title = "classifier-free guidance (s = 1 conditional, 0 unconditional)"
+        plot_class_panels(panels, outputs.stage(out_dir / "guidance.png"), title=title)
+
+
+def plot_image_classes(
+    run: Run, *, seed: int, out_dir: Path, outputs: Outputs, per_class: int = 8
+) -> None:
+    """Image runs: samples_by_class.png (a row per class) and guidance.png (for each of
+    SWEEP_SCALES a block of ``per_class`` columns, rows by class); staged in ``outputs``."""
+    from difflab.app.classes import ALL, sample_labels
+    from difflab.image_plots import guidance_grid, save_image_grid
+
+    assert run.classes is not None
+    labels = sample_labels(ALL, run.classes, per_class * run.classes.num_classes)
+    samples, _ = run.sample(len(labels), seed=seed, labels=labels)
+    require_finite(run, samples)
+    save_image_grid(samples, outputs.stage(out_dir / "samples_by_class.png"), ncol=per_class)
+    if run.config.train.label_dropout > 0:
+        sweep = []
+        for s in SWEEP_SCALES:
+            guided, _ = run.sample(len(labels), seed=seed, labels=labels, guidance=s)
+            require_finite(run, guided)
+            sweep.append(guided)
+        images, ncol = guidance_grid(sweep, per_class)
+        save_image_grid(images, outputs.stage(out_dir / "guidance.png"), ncol=ncol)
 
 
 def reference_log_prob(model_data: np.ndarray, *, scale: float, noise_std: float):
@@ -209,6 +262,8 @@ def plot_image_run(
     )
     title = f"samples ({n}, {sampler}, step {run.step})"
     plot_image_grid(samples, outputs.stage(out_dir / "samples.png"), title=title)
+    if run.classes is not None:
+        plot_image_classes(run, seed=seed, out_dir=out_dir, outputs=outputs)
     rows = read_metrics(run.run_dir)
     if rows:
         plot_loss(rows, outputs.stage(out_dir / "loss.png"))

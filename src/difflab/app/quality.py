@@ -1,6 +1,8 @@
 """How good are a run's samples: energy distance and MMD to fresh toy data with their noise
 floors, the mean exact log-density of the samples under the generator (toy data), and for the
-digits the Frechet distance in a classifier's features with its floor and the class histogram."""
+digits the Frechet distance in a classifier's features with its floor and the class histogram;
+for the samples of a class-conditional run also the class-by-class metrics of
+``app/class_quality.py``."""
 
 from __future__ import annotations
 
@@ -8,27 +10,38 @@ from typing import Any
 
 import numpy as np
 
+from difflab.app.class_quality import conditional_metrics, format_conditional
 from difflab.app.datasets import REFERENCE_SEED, is_toy, reference_data
 from difflab.app.run import Run
 from difflab.data.toy import sample_toy, toy_log_prob
 from difflab.metrics import compare_to_reference
 
 
-def sample_metrics(run: Run, samples: np.ndarray, *, floor_draws: int = 5) -> dict[str, Any] | None:
+def sample_metrics(
+    run: Run, samples: np.ndarray, *, floor_draws: int = 5, labels: np.ndarray | None = None
+) -> dict[str, Any] | None:
     """Energy distance and MMD of samples to fresh data, with noise floors, and E_q[-log p]
     beside H(p) (toy data); for the digits, the Frechet distance to the test split with its
-    floor and the class histogram; None for other data."""
+    floor and the class histogram; None for other data. With the classes ``labels`` (N,) the
+    samples were drawn for, also ``"conditional"``: the class-by-class metrics."""
     if run.config.data.name == "digits":
         from difflab.digits_quality import digits_quality
 
-        return digits_quality(samples)
-    n = samples.shape[0]
-    reference = reference_data(run.data.name, n)
-    if reference is None:
-        return None
-    floors = [sample_toy(run.data.name, n, seed=REFERENCE_SEED + 1 + k) for k in range(floor_draws)]
-    metrics = compare_to_reference(samples, reference, floors)
-    metrics["neg_log_p"] = precision(run.data.name, samples, reference)
+        metrics = digits_quality(samples)
+    else:
+        n = samples.shape[0]
+        reference = reference_data(run.data.name, n)
+        if reference is None:
+            return None
+        floors = [
+            sample_toy(run.data.name, n, seed=REFERENCE_SEED + 1 + k) for k in range(floor_draws)
+        ]
+        metrics = compare_to_reference(samples, reference, floors)
+        metrics["neg_log_p"] = precision(run.data.name, samples, reference)
+    if labels is not None:
+        metrics["conditional"] = conditional_metrics(
+            run.data.name, samples, labels, floor_draws=floor_draws
+        )
     return metrics
 
 
@@ -74,4 +87,4 @@ def format_metrics(metrics: dict[str, Any] | None) -> list[str]:
         )
     if "class_histogram" in metrics:
         lines.append(f"predicted classes 0-9: {metrics['class_histogram']}")
-    return lines
+    return lines + format_conditional(metrics.get("conditional"))

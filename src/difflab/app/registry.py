@@ -72,6 +72,7 @@ INGREDIENT_KEYS: dict[str, tuple[str, ...]] = {
     "mel": ("mel.n_fft", "mel.hop_length", "mel.win_length", "mel.n_mels", "mel.f_min",
             "mel.f_max", "mel.floor", "data.sample_rate"),
     "n_mels": ("mel.n_mels",),
+    "num_classes": ("model.class_conditional",),  # the data's classes, if class-conditional
 }  # fmt: skip
 
 
@@ -245,7 +246,7 @@ _VECTOR_KEYS = ("width", "depth", "activation")
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(
         MLP, DIFFUSION, "vector", "MLP with a sinusoidal time embedding",
-        keys=(*_VECTOR_KEYS, "time_dim"), uses=("data_dim", "out_dim", "time_scale"),
+        keys=(*_VECTOR_KEYS, "time_dim"), uses=("data_dim", "out_dim", "time_scale", "num_classes"),
         continuous_time=True,
     ),
     "conditional_linear": ModelEntry(
@@ -259,7 +260,7 @@ MODELS: dict[str, ModelEntry] = {
     "unet": ModelEntry(
         UNet, DIFFUSION, "image", "U-Net (images)",
         keys=("channels", "channel_mult", "num_res_blocks", "attention", "dropout", "time_dim"),
-        uses=("in_channels", "out_channels", "time_scale"), continuous_time=True,
+        uses=("in_channels", "out_channels", "time_scale", "num_classes"), continuous_time=True,
     ),
     "wavegrad": ModelEntry(
         WaveGrad, VOCODER, "audio", "WaveGrad vocoder (mel-conditioned, Chen et al. 2020)",

@@ -59,7 +59,7 @@ def activation_floats(cfg: Config, data_shape: tuple[int, ...]) -> int:
     from difflab.app.build import build_model  # build imports this module's callers
 
     with torch.device("meta"):
-        net = build_model(cfg, data_shape)
+        net = build_model(cfg, data_shape, num_classes=estimate_classes(cfg))
         hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
         x = torch.zeros(1, *data_shape)
         if row.kind == DIFFUSION:
@@ -81,10 +81,20 @@ def activation_floats(cfg: Config, data_shape: tuple[int, ...]) -> int:
     return total[0]
 
 
+#: The number of classes the estimates assume for a class-conditional network (its label
+#: embedding, a few rows of the time embedding's width, is a negligible part of its memory).
+ESTIMATE_CLASSES = 10
+
+
+def estimate_classes(cfg: Config) -> int | None:
+    """The number of classes the memory estimates build a class-conditional network with."""
+    return ESTIMATE_CLASSES if cfg.model.class_conditional else None
+
+
 def parameter_count(cfg: Config, data_shape: tuple[int, ...]) -> int:
     from difflab.app.build import count_parameters
 
-    return count_parameters(cfg, data_shape)
+    return count_parameters(cfg, data_shape, num_classes=estimate_classes(cfg))
 
 
 def training_bytes(cfg: Config, data_shape: tuple[int, ...], n_train: int) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """A trained run loaded from its directory: config, schedule, network and data description.
 
 ``load_run(run_dir)`` needs no flags: everything comes from ``config.json``, ``manifest.json``
-and the newest complete checkpoint.
+and the newest complete checkpoint. A class-conditional run knows its classes from the
+manifest; it samples the training data's class proportions unless given labels.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from difflab.app.build import (
     build_schedule,
     generate,
 )
+from difflab.app.classes import DATA, sample_labels
 from difflab.app.config import Config
 from difflab.app.config_files import config_from_dict, config_from_json
 from difflab.app.resources import check_sampling_fits
 from difflab.app.schedule_file import TunedSchedule, fingerprint, read_schedule, schedule_path
 from difflab.choices import parse_enum
 from difflab.compiled import compile_network
-from difflab.data.dataset import Dataset
+from difflab.data.dataset import Classes, Dataset
 from difflab.denoiser import Denoiser
 from difflab.reverse import Variance
 from difflab.samplers import ChainResult
@@ -68,16 +70,37 @@ class Run:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def denoiser(self, *, clip: bool | None = None, split: bool = True) -> Denoiser:
+    @property
+    def classes(self) -> Classes | None:
+        """The classes of a class-conditional run (from its manifest), else None."""
+        return self.data.classes if self.config.model.class_conditional else None
+
+    def default_labels(self, n: int) -> np.ndarray | None:
+        """Labels for ``n`` samples of a class-conditional run in the training data's class
+        proportions (app/classes.py), or None for other runs."""
+        classes = self.classes
+        return None if classes is None else sample_labels(DATA, classes, n)
+
+    def denoiser(
+        self,
+        *,
+        clip: bool | None = None,
+        split: bool = True,
+        labels: torch.Tensor | None = None,
+    ) -> Denoiser:
         """The run's diffusion network behind a Denoiser (diffusion runs). ``clip``: clamp
         x0_hat to [-1, 1] (default: ``sample.clip_x0``); likelihoods are those of the unclipped
         model, since clipping is a sampling option. ``split``: under torchrun, each process
-        runs the network on its rows (False: on every row, for callers that split otherwise)."""
+        runs the network on its rows (False: on every row, for callers that split otherwise).
+        ``labels`` (B,): the classes of a class-conditional run's batch (None: its
+        unconditional model)."""
         cfg = self.config
         if clip is not None and clip != cfg.sample.clip_x0:
             cfg = cfg.replace("sample", clip_x0=clip)
+        if labels is not None:
+            labels = labels.to(self.device)
         net = self.model if not split else self._split(self.model)
-        return build_denoiser(cfg, net, self.schedule)
+        return build_denoiser(cfg, net, self.schedule, labels=labels)
 
     def _split(self, net: nn.Module) -> nn.Module:
         return net if self.split is None else GatheredForward(net, self.split)
@@ -164,10 +187,18 @@ class Run:
         seed: int | None = 0,
         record: Record = None,
         progress: bool = False,
+        labels: np.ndarray | None = None,
+        guidance: float | None = None,
     ) -> tuple[np.ndarray, ChainResult]:
         """``n`` samples in the user's data space (normalisation undone) and the chain result
-        (model space, trajectory recorded at the labels ``record`` picks)."""
+        (model space, trajectory recorded at the labels ``record`` picks). Class-conditional
+        runs: the samples' classes ``labels`` (n,) (default :meth:`default_labels`) and the
+        guidance scale (default ``sample.guidance``)."""
         check_sampling_fits(self.config, self.data.shape, n, self.device)
+        if self.classes is None and (labels is not None or guidance is not None):
+            raise ValueError("labels and guidance need a class-conditional run")
+        if self.classes is not None and labels is None:
+            labels = self.default_labels(n)
         generator = self.generator(seed) if seed is not None else None
         self.model.eval()
         cfg, tuned = self.config, self.tuned_schedule()
@@ -182,6 +213,8 @@ class Run:
             record=record,
             progress=progress,
             grid=None if tuned is None else tuned.times,
+            labels=None if labels is None else torch.as_tensor(labels, dtype=torch.long),
+            guidance=guidance,
         )
         return self.data.decode(result.x.cpu().numpy()), result
 
@@ -255,7 +288,7 @@ def load_run(
     meta = ckpt.verify_checkpoint(latest)
     check_matches_checkpoint(config, meta, latest)
     schedule = build_schedule(config.schedule, warn=False)
-    model = build_model(config, data.shape)
+    model = build_model(config, data.shape, num_classes=data.num_classes)
     use_ema = config.sample.use_ema if use_ema is None else use_ema
     weights_file = latest / ("ema.safetensors" if use_ema else "model.safetensors")
     weights = ckpt.load_weights(weights_file)

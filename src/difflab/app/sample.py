@@ -6,6 +6,10 @@ one-line error naming the likely cause (:func:`require_finite`), exit code 2.
 
 Under ``torchrun`` every rank runs the network on its share of the samples and rank 0 writes
 them: the same samples as one process with the same seed (``app/ranks.py``).
+
+Class-conditional runs: ``--class`` picks the classes (app/classes.py), ``--guidance`` the
+classifier-free guidance scale; samples are written with their labels (an .npz's ``labels``, a
+.csv's ``label`` column; an image grid gets one row per class).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from difflab.app.classes import DATA, check_guidance, not_conditional, parse_classes, sample_labels
 from difflab.app.config import untrained_output
 from difflab.app.outputs import Outputs, check_writable
 from difflab.app.ranks import load_split_run, on_every_rank
@@ -32,14 +37,32 @@ class NonFiniteSamplesError(ValueError):
     """A sampler produced NaN/inf values (user-facing, one line, names the likely cause)."""
 
 
-def save_samples(run: Run, samples: np.ndarray, path: str | Path) -> None:
-    """Write samples where the user reads them: images as .npy integers (N, H, W[, C]) in
-    0..levels-1, like the input data; vectors as .npy or .csv (N, D, with a header row)."""
+def save_samples(
+    run: Run, samples: np.ndarray, path: str | Path, labels: np.ndarray | None = None
+) -> None:
+    """Write samples where the user reads them: images as .npy/.npz integers (N, H, W[, C]) in
+    0..levels-1, like the input data; vectors as .npy, .npz or .csv (N, D); ``labels`` (N,)
+    with them (not in an .npy)."""
     if run.data.is_image:
         assert run.data.levels is not None
-        save_image_array(path, to_user_space(samples, run.data.levels))
+        save_image_array(path, to_user_space(samples, run.data.levels), labels)
     else:
-        save_vectors(path, samples)
+        save_vectors(path, samples, labels)
+
+
+def requested_labels(run: Run, args: argparse.Namespace, n: int) -> np.ndarray | None:
+    """The classes ``--class`` asks for (default: the data's proportions) for a conditional
+    run, None for another; checks ``--class`` and ``--guidance`` against the run."""
+    if run.classes is None:
+        for flag, value in (("--class", args.classes), ("--guidance", args.guidance)):
+            if value is not None:
+                raise not_conditional(flag)
+        return None
+    if args.guidance is not None:
+        check_guidance(args.guidance)
+        run.config = run.config.replace("sample", guidance=args.guidance)
+    spec = parse_classes(args.classes, run.classes) if args.classes is not None else DATA
+    return sample_labels(spec, run.classes, n)
 
 
 def nonfinite_cause(run: Run) -> str:
@@ -148,8 +171,6 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from difflab.image_plots import save_image_grid  # matplotlib takes seconds to import
-
     check_count(args.n)
     check_seed(args.seed, "--seed")
     run, main = load_split_run(args.run_dir, args.device)
@@ -180,7 +201,10 @@ def _sample(args: argparse.Namespace) -> int:
         run.override_sampling(sampler=tuned.sampler)
     flags = {"eta": args.eta, **{k: v for k, v in levels.items() if k.startswith("s_")}}
     check_sampler_flags(run, flags)
-    out = Path(args.out) if args.out else run.run_dir / "samples.npy"
+    n = args.n or run.config.sample.n
+    labels = requested_labels(run, args, n)
+    default = "samples.npy" if labels is None else "samples.npz"
+    out = Path(args.out) if args.out else run.run_dir / default
     check_writable(out, overwrite=args.overwrite)
     (check_image_output_path if run.data.is_image else check_output_path)(out)
     if args.grid and not run.data.is_image:
@@ -192,18 +216,36 @@ def _sample(args: argparse.Namespace) -> int:
         check_writable(grid, flag="--grid", overwrite=args.overwrite)
     if args.compile:
         run.config = run.config.replace("sample", compile=True)
-    n = args.n or run.config.sample.n
-    samples, _ = run.sample(n, seed=args.seed, progress=main and not args.quiet)
+    samples, _ = run.sample(n, seed=args.seed, progress=main and not args.quiet, labels=labels)
     if not main:
         return 0
     require_finite(run, samples)
+    keep = labels if out.suffix.lower() != ".npy" else None
     with Outputs() as outputs:
-        save_samples(run, samples, outputs.stage(out))
-        if grid is not None:
-            save_image_grid(samples[:GRID_MAX], outputs.stage(grid))
+        save_samples(run, samples, outputs.stage(out), keep)
+        grid_line = save_grid(samples, labels, outputs.stage(grid)) if grid is not None else ""
     if run.sample_compile_s is not None:
         print(f"sample.compile: the first network call took {run.sample_compile_s:.1f} s (warm-up)")
-    print(f"wrote {n} samples to {out}")
+    note = (
+        " (an .npy holds no labels: use .npz or .csv to keep them)"
+        if labels is not None and keep is None
+        else ""
+    )
+    print(f"wrote {n} samples to {out}{note}")
     if grid is not None:
-        print(f"wrote a grid of {min(n, GRID_MAX)} samples to {grid}")
+        print(f"{grid_line} to {grid}")
     return 0
+
+
+def save_grid(samples: np.ndarray, labels: np.ndarray | None, path: Path) -> str:
+    """Write a PNG grid of image samples to ``path`` (a staged output): one row per class for
+    several classes, else at most GRID_MAX samples; returns what was written, for the line
+    printed after the outputs are committed."""
+    from difflab.image_plots import class_rows, save_image_grid  # matplotlib takes seconds
+
+    if labels is not None and len(np.unique(labels)) > 1:
+        images, ncol = class_rows(samples, labels)
+        save_image_grid(images, path, ncol=ncol)
+        return f"wrote a grid of {len(np.unique(labels))} classes x {ncol} samples"
+    save_image_grid(samples[:GRID_MAX], path)
+    return f"wrote a grid of {min(len(samples), GRID_MAX)} samples"

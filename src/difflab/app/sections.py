@@ -9,6 +9,7 @@ whole config and the checks across sections: ``app/config.py``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,10 @@ class Precision(StrEnum):
 
 #: Keys of [data] that only audio sources read.
 AUDIO_DATA_KEYS = ("sample_rate", "segment_frames", "n_clips", "clip_seconds")
+
+#: The default probability of the null class in training (train.label_dropout): measured in
+#: benchmarks/bench_guidance.py (docs/conditioning.md).
+LABEL_DROPOUT = 0.2
 
 #: Upper bounds that keep a typo from allocating the machine's memory.
 MAX_T = 100_000
@@ -228,7 +233,10 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network (``name``), its size, and what it predicts (``prediction``, ``variance``)."""
+    """The network (``name``), its size, and what it predicts (``prediction``, ``variance``).
+    ``class_conditional``: the network also takes the class label (a learned embedding with a
+    null class; the number of classes comes from the data), for conditional sampling and
+    classifier-free guidance."""
 
     name: str = "mlp"
     width: int = 128
@@ -248,6 +256,7 @@ class ModelConfig:
     downsample_channels: tuple[int, ...] | None = None
     mel_channels: int | None = None
     noise_scale: float = 5000.0
+    class_conditional: bool = False
 
     def __post_init__(self) -> None:
         registry.lookup("model.name", self.name)
@@ -367,6 +376,8 @@ class TrainConfig:
     ``app/resources.choose_threads``).
     ``compile``: run the network through torch.compile (eager, with a warning, where it cannot
     work); ``fused_optimizer``: one fused Adam/AdamW kernel where the device has it.
+    ``label_dropout``: class-conditional networks see the null class instead of the label with
+    this probability, so they also learn p(x) (classifier-free guidance needs it > 0).
     """
 
     steps: int = 8000
@@ -391,6 +402,7 @@ class TrainConfig:
     threads: int = 0
     compile: bool = False
     fused_optimizer: bool = True
+    label_dropout: float = LABEL_DROPOUT
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps", self.steps, "an integer >= 0")
@@ -437,6 +449,12 @@ class TrainConfig:
         )
         _choice(Precision, self.precision, "train.precision")
         _check(
+            0 <= self.label_dropout < 1,
+            "train.label_dropout",
+            self.label_dropout,
+            "a number in [0, 1) (the probability of the null class; 0: no guidance)",
+        )
+        _check(
             self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto",
             "train.device",
             self.device,
@@ -469,6 +487,9 @@ class SampleConfig:
     "tuned" (the run's tuned_schedule.json from ``difflab tune-schedule``) or a path to one.
     ``compile``: run the network through torch.compile while sampling (eager, with a warning,
     where it cannot work).
+    ``guidance``: the classifier-free guidance scale s of class-conditional runs,
+    eps = eps_u + s (eps_c - eps_u): 1 plain conditional sampling, 0 unconditional, > 1
+    stronger classes (the paper's w = s - 1).
     """
 
     sampler: str = "ddpm"
@@ -494,6 +515,7 @@ class SampleConfig:
     s_noise: float = 1.0
     schedule: str = "grid"
     compile: bool = False
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         entry = registry.lookup("sample.sampler", self.sampler)
@@ -532,6 +554,12 @@ class SampleConfig:
             "sample.steps",
             self.steps,
             f"at most {MAX_STEPS}",
+        )
+        _check(
+            math.isfinite(self.guidance) and self.guidance >= 0,
+            "sample.guidance",
+            self.guidance,
+            "a finite number >= 0 (1: conditional sampling, 0: unconditional)",
         )
         if self.steps is not None and not entry.grid and "steps" not in entry.keys:
             raise ValueError(

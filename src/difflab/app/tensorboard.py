@@ -68,7 +68,7 @@ def sample_picture(
         x = generate(figure_config(cfg), model, schedule, (n, *dataset.shape), generator=generator)
     samples = x.x.float().cpu().numpy()
     if dataset.is_image:
-        from difflab.plots import image_grid
+        from difflab.image_plots import image_grid
 
         grid = image_grid(samples, ncol=8)
         return grid.repeat(4, axis=0).repeat(4, axis=1) if samples.shape[-1] <= 16 else grid

@@ -71,7 +71,7 @@ def build_training(
     dataset = _training_data(cfg)
     check_training_fits(cfg, dataset.shape, dataset.x.shape[0], _device(cfg.train.device))
     schedule = build_schedule(cfg.schedule)
-    model = build_model(cfg, dataset.shape)
+    model = build_model(cfg, dataset.shape, num_classes=dataset.num_classes)
     return dataset, schedule, model, build_objective(cfg, schedule, levels=dataset.levels)
 
 
@@ -96,14 +96,18 @@ def _training_data(cfg: Config) -> Dataset:
     """The training set: audio segments with their mel context, or ``[data]``'s points/images."""
     if cfg.data.is_audio:
         return build_audio_dataset(cfg)
-    return build_dataset(cfg.data, seed=cfg.train.seed)
+    return build_dataset(cfg.data, seed=cfg.train.seed, labels=cfg.model.class_conditional)
 
 
 def data_info(dataset: Dataset) -> dict[str, Any]:
     """What the manifest records about the training data, with a SHA-256 of its values so a
     resume can tell that the data changed."""
     digest = hashlib.sha256(dataset.x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-    return {**dataset.info(), "sha256": digest}
+    info = {**dataset.info(), "sha256": digest}
+    if dataset.labels is not None:
+        labels = dataset.labels.detach().cpu().contiguous().numpy().tobytes()
+        info["labels_sha256"] = hashlib.sha256(labels).hexdigest()
+    return info
 
 
 def _trainer(
@@ -249,9 +253,11 @@ def check_config(cfg: Config) -> str:
     build_schedule(cfg.schedule)
     device = _device(cfg.train.device)
     need = check_training_fits(cfg, dataset.shape, dataset.x.shape[0], device)["total"]
-    params = count_parameters(cfg, dataset.shape)
+    params = count_parameters(cfg, dataset.shape, num_classes=dataset.num_classes)
+    classes = f" with {dataset.num_classes} classes" if dataset.num_classes else ""
     return (
-        f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}, schedule {cfg.schedule.name} "
+        f"config OK: data {cfg.data.name} {tuple(dataset.x.shape)}{classes}, "
+        f"schedule {cfg.schedule.name} "
         f"T={cfg.schedule.T}, model {cfg.model.name} with {params} parameters, about "
         f"{gib(need)} of memory to train ({gib(available_bytes(device))} available); "
         "nothing was written"

@@ -1,4 +1,6 @@
-"""The user's own vector data: load (N, D) arrays from .npy, .npz or .csv, and save them.
+"""The user's own vector data: load (N, D) arrays from .npy, .npz or .csv, with class labels if
+the file has them (a ``labels`` array in an .npz, a column named ``label`` in a .csv), and save
+them.
 
 Every user mistake raises :class:`DataError` with a one-line message of the form
 ``"<file>: <problem>; <fix>"``.
@@ -7,14 +9,15 @@ Every user mistake raises :class:`DataError` with a one-line message of the form
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from difflab.atomic import atomic_write
+from difflab.data.labels import LABEL_COLUMN, LABELS_KEY, check_labels
 
 LOAD_EXTENSIONS = (".npy", ".npz", ".csv")
-SAVE_EXTENSIONS = (".npy", ".csv")
+SAVE_EXTENSIONS = (".npy", ".npz", ".csv")
 NPZ_KEYS = ("x", "data")  # looked up in this order when an .npz holds several arrays
 MAX_ABS_VALUE = 1e6
 
@@ -24,12 +27,14 @@ class DataError(ValueError):
 
 
 def load_vectors(path: str | Path) -> np.ndarray:
-    """Read an (N, D) array of N >= 2 finite vectors from a .npy, .npz or .csv file.
+    """Read an (N, D) array of N >= 2 finite vectors from a .npy, .npz or .csv file, ignoring
+    labels (for labels: :func:`load_labelled_vectors`).
 
     - ``.npy``: a 2-D float or int array (a 1-D array must be reshaped to (N, 1)).
-    - ``.npz``: a single array, or the one named ``x`` (else ``data``).
+    - ``.npz``: a single array, or the one named ``x`` (else ``data``); ``labels`` is ignored.
     - ``.csv``: comma-separated numbers, N rows of D values; a first row with no numbers is
-      taken as a header and skipped; blank lines are ignored.
+      taken as a header and skipped; blank lines are ignored. (Every column is data here, a
+      ``label`` column too.)
 
     Returns:
         (N, D) float32.
@@ -38,6 +43,18 @@ def load_vectors(path: str | Path) -> np.ndarray:
         DataError: missing file, unknown extension, empty file, ragged or non-numeric CSV rows,
             wrong rank, non-numeric dtype, NaN/inf, |values| > 1e6, or fewer than 2 rows.
     """
+    return _load(path, labels=False)[0]
+
+
+def load_labelled_vectors(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The vectors of a .npy, .npz or .csv file as :func:`load_vectors` reads them, except that
+    a .csv header column named ``label`` holds the labels (and is not data), and their class
+    labels (N,) int64 in 0..K-1 (an .npz's ``labels`` array; checked, see data/labels.py), or
+    None when the file has none."""
+    return _load(path, labels=True)
+
+
+def _load(path: str | Path, *, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file; check the path")
@@ -51,8 +68,14 @@ def load_vectors(path: str | Path) -> np.ndarray:
         )
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; write N rows of D numbers to it")
-    readers = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}
-    return _validate(path, readers[ext](path))
+    if ext == ".npy":
+        x, y = _read_npy(path), None
+    elif ext == ".npz":
+        x, y = read_npz_with_labels(path, labels=labels)
+    else:
+        x, y = _read_csv(path, labels=labels)
+    x = _validate(path, x)
+    return x, None if y is None or not labels else check_labels(path, y, x.shape[0])
 
 
 def _np_load(path: Path) -> Any:
@@ -83,15 +106,22 @@ def _read_npy(path: Path) -> np.ndarray:
     return data
 
 
-def _read_npz(path: Path) -> np.ndarray:
+def read_npz_with_labels(
+    path: Path, *, labels: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data array of an .npz (the only one, else ``x``, else ``data``) and, with
+    ``labels``, its ``labels`` array if there is one (unchecked; not a data candidate then)."""
     archive = _np_load(path)
     if isinstance(archive, np.ndarray):  # an .npy file named .npz: accept it
-        return archive
+        return archive, None
     with archive:
-        keys = list(archive.files)
+        found = labels and LABELS_KEY in archive.files
+        y = _npz_array(path, archive, LABELS_KEY) if found else None
+        keys = [k for k in archive.files if not (found and k == LABELS_KEY)]
         if not keys:
+            what = "only a 'labels' array" if found else "no arrays"
             raise DataError(
-                f"{path}: the archive holds no arrays; save one with np.savez(path, x=x)"
+                f"{path}: the archive holds {what}; save the data with np.savez(path, x=x)"
             )
         chosen = keys if len(keys) == 1 else [k for k in NPZ_KEYS if k in keys]
         if not chosen:
@@ -99,12 +129,14 @@ def _read_npz(path: Path) -> np.ndarray:
                 f"{path}: holds arrays {', '.join(map(repr, keys))} and none is named 'x' or "
                 "'data'; save a single array or name it x, e.g. np.savez(path, x=x)"
             )
-        try:
-            return archive[chosen[0]]
-        except ValueError:
-            raise DataError(
-                f"{path}: array {chosen[0]!r} has object dtype; save a numeric array"
-            ) from None
+        return _npz_array(path, archive, chosen[0]), y
+
+
+def _npz_array(path: Path, archive: Any, key: str) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError:
+        raise DataError(f"{path}: array {key!r} has object dtype; save a numeric array") from None
 
 
 def _is_number(cell: str) -> bool:
@@ -115,7 +147,7 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _read_csv(path: Path) -> np.ndarray:
+def _read_csv(path: Path, *, labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -127,10 +159,15 @@ def _read_csv(path: Path) -> np.ndarray:
         raise DataError(f"{path}: contains no rows; write N rows of D comma-separated numbers")
     first_line, first = rows[0]
     width = len(first.split(","))
+    label_col = None
     if not any(_is_number(c) for c in first.split(",")):
+        header = [c.strip().lower() for c in first.split(",")]
+        label_col = header.index(LABEL_COLUMN) if labels and LABEL_COLUMN in header else None
         rows = rows[1:]  # a header row: no cell is a number
         if not rows:
             raise DataError(f"{path}: has a header row but no data rows; add N rows of numbers")
+    if label_col is not None:
+        _check_label_cells(path, rows, label_col)
     try:
         data = np.loadtxt([line for _, line in rows], delimiter=",", ndmin=2, comments=None)
     except ValueError as e:
@@ -138,7 +175,23 @@ def _read_csv(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot be parsed ({e}); write comma-separated numbers") from None
     if data.shape[1] != width:
         _diagnose_csv(path, rows, width, first_line)
-    return data
+    if label_col is None:
+        return data, None
+    if width == 1:
+        raise DataError(f"{path}: has only a label column; add the data columns")
+    return np.delete(data, label_col, axis=1), data[:, label_col]
+
+
+def _check_label_cells(path: Path, rows: list[tuple[int, str]], column: int) -> None:
+    """Name the first row whose label cell is not a number (ragged rows are diagnosed later)."""
+    for line_number, line in rows:
+        cells = line.split(",")
+        if column < len(cells) and not _is_number(cells[column]):
+            shown = cells[column].strip()[:20] or "(empty)"
+            raise DataError(
+                f"{path}: line {line_number}: label {shown!r} is not a class index; labels "
+                "must be integers 0..K-1"
+            )
 
 
 def _diagnose_csv(path: Path, rows: list[tuple[int, str]], width: int, width_line: int) -> None:
@@ -232,9 +285,11 @@ def csv_header(dim: int) -> str:
     return ",".join(f"x{i}" for i in range(dim))
 
 
-def save_vectors(path: str | Path, array: Any) -> None:
-    """Write an (N, D) numeric array to ``.npy`` or to ``.csv`` with a header row ``x0,x1,..``,
-    atomically.
+def save_vectors(path: str | Path, array: Any, labels: np.ndarray | None = None) -> None:
+    """Write an (N, D) numeric array to ``.npy``, ``.npz`` (array ``x``) or to ``.csv`` with a
+    header row ``x0,x1,..``, atomically; with ``labels`` (N,) also the class of each row: a
+    ``labels`` array in the .npz, or a last column under a header ``x0,...,label`` in the .csv
+    (what :func:`load_labelled_vectors` reads back); an .npy cannot hold them.
 
     The data go to a temporary file in the same directory, which is flushed, fsynced and then
     renamed over ``path`` (``os.replace``), so readers never see a partial file. Int arrays are
@@ -243,7 +298,7 @@ def save_vectors(path: str | Path, array: Any) -> None:
 
     Raises:
         DataError: unknown extension (checked before anything is written), missing directory,
-            or an array that is not 2-D and numeric.
+            an array that is not 2-D and numeric, or labels for an .npy.
     """
     path = check_output_path(path)
     ext = path.suffix.lower()
@@ -255,11 +310,23 @@ def save_vectors(path: str | Path, array: Any) -> None:
         )
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
+    if labels is not None and ext == ".npy":
+        raise DataError(f"{path}: an .npy holds no labels; save labelled samples as .npz or .csv")
     if ext == ".npy":
         atomic_write(path, lambda f: np.save(f, x))
+    elif ext == ".npz":
+        arrays = {"x": x} if labels is None else {"x": x, LABELS_KEY: np.asarray(labels)}
+        atomic_write(path, lambda f: np.savez(f, **arrays))
     else:
-        fmt = "%.17g" if x.dtype == np.float64 else "%.9g"
-        header = csv_header(x.shape[1])
-        atomic_write(
-            path, lambda f: np.savetxt(f, x, fmt=fmt, delimiter=",", header=header, comments="")
-        )
+        atomic_write(path, lambda f: _write_csv(f, x, labels))
+
+
+def _write_csv(f: IO[bytes], x: np.ndarray, labels: np.ndarray | None) -> None:
+    fmt = ["%.17g" if x.dtype == np.float64 else "%.9g"] * x.shape[1]
+    header = csv_header(x.shape[1])
+    if labels is None:
+        np.savetxt(f, x, fmt=fmt, delimiter=",", header=header, comments="")
+        return
+    table = np.concatenate([x.astype(np.float64), np.asarray(labels)[:, None]], axis=1)
+    header = f"{header},{LABEL_COLUMN}"
+    np.savetxt(f, table, fmt=[*fmt, "%d"], delimiter=",", header=header, comments="")

@@ -11,6 +11,10 @@ Every source is split the same way into train / validation / test with a fixed p
 (:func:`split_indices`, seed 0): 70 % / 10 % / 20 % of the images. For the 1797 digits this
 is 1258 train, 180 validation and 359 test images.
 
+Labels (classes 0..K-1): the digits' 10 classes; a ``labels`` array beside the images in an
+.npz; for a folder, one sub-folder of images per class (the ImageFolder convention: classes
+are the sub-folders sorted by name).
+
 User mistakes raise :class:`~difflab.data.files.DataError` with one line naming the fix.
 """
 
@@ -22,7 +26,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from difflab.atomic import atomic_write
-from difflab.data.files import DataError, _read_npy, _read_npz
+from difflab.data.files import DataError, _read_npy, read_npz_with_labels
+from difflab.data.labels import check_labels
 
 DIGITS_LEVELS = 17
 SPLITS = ("train", "val", "test")
@@ -68,13 +73,24 @@ def load_digits_labels() -> np.ndarray:
 def load_image_array(path: str | Path, *, levels: int = 256) -> np.ndarray:
     """Read (N, H, W) or (N, H, W, C) integer images from .npy/.npz (C = 1 or 3), values in
     0..levels-1 (uint8 for 8-bit images). Returns the array as uint8 (or uint16 past 256 levels)."""
+    return load_labelled_image_array(path, levels=levels, labels=False)[0]
+
+
+def load_labelled_image_array(
+    path: str | Path, *, levels: int = 256, labels: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images of :func:`load_image_array` and the .npz's ``labels`` (N,) int64 (checked),
+    or None; ``labels`` False: ignore them, as :func:`load_image_array` does."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; check data.path")
     ext = path.suffix.lower()
     if ext not in (".npy", ".npz"):
         raise DataError(f"{path}: image arrays must be .npy or .npz files, got {ext or '(none)'!r}")
-    x = _read_npy(path) if ext == ".npy" else _read_npz(path)
+    if ext == ".npy":
+        x, y = _read_npy(path), None
+    else:
+        x, y = read_npz_with_labels(path, labels=labels)
     if x.dtype.kind not in "iu":
         raise DataError(
             f"{path}: has dtype {x.dtype} but integer pixels are needed; save uint8 images, "
@@ -96,7 +112,8 @@ def load_image_array(path: str | Path, *, levels: int = 256) -> np.ndarray:
             f"{path}: pixel values span {x.min()}..{x.max()} but data.levels = {levels} allows "
             f"0..{levels - 1}; set data.levels to the number of intensity levels"
         )
-    return x.astype(np.uint8 if levels <= 256 else np.uint16)
+    y = None if y is None else check_labels(path, y, x.shape[0])
+    return x.astype(np.uint8 if levels <= 256 else np.uint16), y
 
 
 def load_image_folder(
@@ -113,9 +130,46 @@ def load_image_folder(
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: is not a folder; set data.path to a folder of PNG/JPEG images")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = _visible(path, files=True)
     if not files:
         raise DataError(f"{path}: the folder holds no files; put PNG or JPEG images in it")
+    images = _read_images(files)
+    return _stack_images(path, files, images, image_size=image_size, color=color)
+
+
+def load_labelled_image_folder(
+    path: str | Path, *, image_size: int | None = None, color: str = "auto"
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """A folder of images (:func:`load_image_folder`, no labels) or, if it holds only
+    sub-folders, one class per sub-folder (sorted by name): the images (N, H, W, C), their
+    labels (N,) and the class names."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: is not a folder; set data.path to a folder of PNG/JPEG images")
+    folders = _visible(path, files=False)
+    if _visible(path, files=True) or not folders:
+        return load_image_folder(path, image_size=image_size, color=color), None, None
+    files, labels = [], []
+    for k, folder in enumerate(folders):
+        inside = _visible(folder, files=True)
+        if not inside:
+            raise DataError(
+                f"{folder}: the class folder holds no images; put its PNG/JPEG images in it or "
+                "remove it"
+            )
+        files += inside
+        labels += [k] * len(inside)
+    x = _stack_images(path, files, _read_images(files), image_size=image_size, color=color)
+    return x, np.asarray(labels, dtype=np.int64), [f.name for f in folders]
+
+
+def _visible(path: Path, *, files: bool) -> list[Path]:
+    """The files (or sub-folders) of ``path`` not starting with a dot, sorted by name."""
+    kind = Path.is_file if files else Path.is_dir
+    return sorted(p for p in path.iterdir() if kind(p) and not p.name.startswith("."))
+
+
+def _read_images(files: list[Path]) -> list[Image.Image]:
     images = []
     for file in files:
         if file.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -128,7 +182,7 @@ def load_image_folder(
             raise DataError(
                 f"{file}: cannot be read as an image ({err}); remove or replace it"
             ) from None
-    return _stack_images(path, files, images, image_size=image_size, color=color)
+    return images
 
 
 #: Pillow's modes of 16-bit grayscale images (PNG); "I" holds them as int32.
@@ -230,23 +284,32 @@ def resize_array(images: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def check_image_output_path(path: str | Path) -> Path:
-    """Check, before sampling, that image samples can be saved at ``path`` (.npy, existing
-    directory); returns it as a Path."""
+    """Check, before sampling, that image samples can be saved at ``path`` (.npy, or .npz with
+    their labels; existing directory); returns it as a Path."""
     path = Path(path)
-    if path.suffix.lower() != ".npy":
+    if path.suffix.lower() not in (".npy", ".npz"):
         raise DataError(
-            f"{path}: image samples are saved as .npy (N, H, W[, C]) integer arrays; "
-            "name the file *.npy (use --grid FILE.png for a picture)"
+            f"{path}: image samples are saved as .npy (N, H, W[, C]) integer arrays, or .npz "
+            "with their labels; name the file *.npy or *.npz (use --grid FILE.png for a picture)"
         )
     if not path.parent.is_dir():
         raise DataError(f"{path}: directory {path.parent} does not exist; create it first")
     return path
 
 
-def save_image_array(path: str | Path, images: np.ndarray) -> None:
-    """Write integer images (N, H, W[, C]) to .npy atomically (the format image_file reads)."""
+def save_image_array(
+    path: str | Path, images: np.ndarray, labels: np.ndarray | None = None
+) -> None:
+    """Write integer images (N, H, W[, C]) atomically, the format image_file reads: .npy, or
+    .npz with arrays ``x`` and (if given) ``labels`` (N,)."""
     path = check_image_output_path(path)
     x = np.asarray(images)
     if x.dtype.kind not in "iu" or x.ndim not in (3, 4):
         raise DataError(f"{path}: expected integer images (N, H, W[, C]), got {x.dtype} {x.shape}")
-    atomic_write(path, lambda f: np.save(f, x))
+    if path.suffix.lower() == ".npy":
+        if labels is not None:
+            raise DataError(f"{path}: an .npy holds no labels; save labelled images as .npz")
+        atomic_write(path, lambda f: np.save(f, x))
+        return
+    arrays = {"x": x} if labels is None else {"x": x, "labels": np.asarray(labels)}
+    atomic_write(path, lambda f: np.savez(f, **arrays))

@@ -9,6 +9,12 @@ integral over the latent). The constants below are the parameters those densitie
 or None (fresh OS entropy). The swiss roll is the exception that proves the rule: it calls
 scikit-learn, which needs a ``RandomState`` (see :func:`swiss_roll`).
 
+Classes: every dataset but the swiss roll is a mixture of K equally likely components (moons'
+arms, circles, 8 Gaussians, checkerboard squares, pinwheel arms, spirals' arms), and the
+component a point was drawn from is its class label (:func:`sample_toy_labelled`); the exact
+class-conditional densities p(x | c) and posteriors p(c | x) are :func:`toy_class_log_prob` and
+:func:`toy_class_posterior`, and log p(x) = log (1/K) sum_c p(x | c).
+
 All data lie roughly within [-2, 2]^2. The pinwheel, checkerboard and spirals follow FFJORD
 (Grathwohl et al. 2019, ``lib/toy_data.py``) in shape, with the changes stated in each docstring.
 """
@@ -91,14 +97,17 @@ def moons(n: int, *, generator: SeedLike = None) -> np.ndarray:
     Returns:
         (n, 2) float32, within about [-1.8, 1.8] x [-1.1, 1.1].
     """
+    return _draw_moons(n, as_generator(generator))[0]
+
+
+def _draw_moons(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     _check_n(n)
-    rng = as_generator(generator)
     arm = rng.integers(0, 2, size=n)
     theta = rng.uniform(0.0, np.pi, size=n)
     sign = 1.0 - 2.0 * arm  # +1 for arm 0, -1 for arm 1
     c = np.stack([arm + sign * np.cos(theta), 0.5 * arm + sign * np.sin(theta)], axis=1)
     x = c - np.asarray(MOONS_CENTER) + MOONS_NOISE_STD * rng.standard_normal((n, 2))
-    return _finish(x)
+    return _finish(x), arm
 
 
 def circles(n: int, *, generator: SeedLike = None) -> np.ndarray:
@@ -110,12 +119,15 @@ def circles(n: int, *, generator: SeedLike = None) -> np.ndarray:
     Returns:
         (n, 2) float32, within about [-1.2, 1.2]^2.
     """
+    return _draw_circles(n, as_generator(generator))[0]
+
+
+def _draw_circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     _check_n(n)
-    rng = as_generator(generator)
-    radius = np.asarray(CIRCLES_RADII)[rng.integers(0, 2, size=n)]
+    k = rng.integers(0, 2, size=n)
     theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    c = radius[:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    return _finish(c + CIRCLES_NOISE_STD * rng.standard_normal((n, 2)))
+    c = np.asarray(CIRCLES_RADII)[k][:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    return _finish(c + CIRCLES_NOISE_STD * rng.standard_normal((n, 2))), k
 
 
 def gaussians_centers() -> np.ndarray:
@@ -133,10 +145,13 @@ def eight_gaussians(n: int, *, generator: SeedLike = None) -> np.ndarray:
     Returns:
         (n, 2) float32, within about [-2.4, 2.4]^2.
     """
+    return _draw_eight_gaussians(n, as_generator(generator))[0]
+
+
+def _draw_eight_gaussians(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     _check_n(n)
-    rng = as_generator(generator)
     k = rng.integers(0, GAUSSIANS_COUNT, size=n)
-    return _finish(gaussians_centers()[k] + GAUSSIANS_STD * rng.standard_normal((n, 2)))
+    return _finish(gaussians_centers()[k] + GAUSSIANS_STD * rng.standard_normal((n, 2))), k
 
 
 def checkerboard(n: int, *, generator: SeedLike = None) -> np.ndarray:
@@ -149,12 +164,20 @@ def checkerboard(n: int, *, generator: SeedLike = None) -> np.ndarray:
     Returns:
         (n, 2) float32 in [-2, 2)^2.
     """
+    return _draw_checkerboard(n, as_generator(generator))[0]
+
+
+def _draw_checkerboard(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Also the square: label 2 (i + 2) + (1 - b) numbers the black squares [i, i+1) x [j, j+1)
+    in the order of (i, j) (j = (i mod 2) - 2 b)."""
     _check_n(n)
-    rng = as_generator(generator)
     x1 = rng.uniform(-2.0, 2.0, size=n)
-    x2 = rng.uniform(0.0, 1.0, size=n) - 2.0 * rng.integers(0, 2, size=n)
+    u = rng.uniform(0.0, 1.0, size=n)
+    b = rng.integers(0, 2, size=n)
+    x2 = u - 2.0 * b
     x2 = x2 + np.floor(x1) % 2
-    return _finish(np.stack([x1, x2], axis=1))
+    labels = 2 * (np.floor(x1).astype(np.int64) + 2) + (1 - b)
+    return _finish(np.stack([x1, x2], axis=1)), labels
 
 
 def pinwheel(n: int, *, generator: SeedLike = None) -> np.ndarray:
@@ -168,14 +191,17 @@ def pinwheel(n: int, *, generator: SeedLike = None) -> np.ndarray:
     Returns:
         (n, 2) float32, within about [-2, 2]^2.
     """
+    return _draw_pinwheel(n, as_generator(generator))[0]
+
+
+def _draw_pinwheel(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     _check_n(n)
-    rng = as_generator(generator)
     k = rng.integers(0, PINWHEEL_ARMS, size=n)
     std = np.array([PINWHEEL_RADIAL_STD, PINWHEEL_TANGENTIAL_STD])
     a, b = (rng.standard_normal((n, 2)) * std + np.array([1.0, 0.0])).T
     phi = 2.0 * np.pi * k / PINWHEEL_ARMS + PINWHEEL_RATE * np.exp(a)
     x = np.stack([a * np.cos(phi) + b * np.sin(phi), -a * np.sin(phi) + b * np.cos(phi)], axis=1)
-    return _finish(x)
+    return _finish(x), k
 
 
 def two_spirals(n: int, *, generator: SeedLike = None) -> np.ndarray:
@@ -189,12 +215,16 @@ def two_spirals(n: int, *, generator: SeedLike = None) -> np.ndarray:
     Returns:
         (n, 2) float32, within about [-2.1, 2.1]^2.
     """
+    return _draw_two_spirals(n, as_generator(generator))[0]
+
+
+def _draw_two_spirals(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     _check_n(n)
-    rng = as_generator(generator)
-    sign = 1.0 - 2.0 * rng.integers(0, 2, size=n)
+    arm = rng.integers(0, 2, size=n)  # arm 0: sign +1, arm 1: sign -1
+    sign = 1.0 - 2.0 * arm
     s = SPIRALS_TURN * np.sqrt(rng.uniform(0.0, 1.0, size=n))
     c = (sign * SPIRALS_SCALE * s)[:, None] * np.stack([-np.cos(s), np.sin(s)], axis=1)
-    return _finish(c + SPIRALS_NOISE_STD * rng.standard_normal((n, 2)))
+    return _finish(c + SPIRALS_NOISE_STD * rng.standard_normal((n, 2))), arm
 
 
 TOY_DATASETS: dict[str, Callable[..., np.ndarray]] = {
@@ -219,6 +249,44 @@ def sample_toy(name: str, n: int, *, seed: int | None = None) -> np.ndarray:
         choices = ", ".join(repr(k) for k in TOY_DATASETS)
         raise ValueError(f"unknown dataset {name!r}; choose one of {choices}")
     return TOY_DATASETS[name](n, generator=seed)
+
+
+#: The mixtures: each draw also returns the component it came from, the class label.
+_LABELLED_DRAWS: dict[str, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
+    "moons": _draw_moons,
+    "circles": _draw_circles,
+    "8gaussians": _draw_eight_gaussians,
+    "checkerboard": _draw_checkerboard,
+    "pinwheel": _draw_pinwheel,
+    "2spirals": _draw_two_spirals,
+}
+
+
+def toy_num_classes(name: str) -> int | None:
+    """The number of mixture components (classes) of toy dataset ``name``; None for the swiss
+    roll, whose latent is continuous."""
+    return {"moons": 2, "circles": 2, "8gaussians": GAUSSIANS_COUNT, "checkerboard": 8,
+            "pinwheel": PINWHEEL_ARMS, "2spirals": 2}.get(name)  # fmt: skip
+
+
+def _check_mixture(name: str) -> None:
+    """A one-line error unless ``name`` is a toy mixture (a dataset with classes)."""
+    if name in _LABELLED_DRAWS:
+        return
+    labelled = ", ".join(map(repr, _LABELLED_DRAWS))
+    what = "has no classes (its latent is continuous)" if name in TOY_DATASETS else "is unknown"
+    raise ValueError(f"toy dataset {name!r} {what}; toy data with classes: {labelled}")
+
+
+def sample_toy_labelled(
+    name: str, n: int, *, seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points of a toy mixture and their class labels ((n, 2) float32, (n,) int64): the
+    same points as :func:`sample_toy` with the same seed, and the component each was drawn
+    from (see each generator's docstring). Every class has probability 1 / K."""
+    _check_mixture(name)
+    x, labels = _LABELLED_DRAWS[name](n, as_generator(seed))
+    return x, labels.astype(np.int64)
 
 
 # --- exact log-densities ------------------------------------------------------------------------
@@ -299,19 +367,19 @@ def _unit_circle(theta: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(theta), np.sin(theta)], 1)
 
 
-def moons_log_prob(x: np.ndarray) -> np.ndarray:
-    """log p(x) of :func:`moons`: two arms of prob 1/2, theta ~ U(0, pi), Gaussian noise."""
+def _moons_class_log_prob(x: np.ndarray) -> np.ndarray:
+    """log p(x | arm) of :func:`moons`, (n, 2): theta ~ U(0, pi) along the arm, Gaussian noise."""
     theta, w = _gauss_legendre(0.0, np.pi, _unit_circle, MOONS_NOISE_STD)
-    arm0 = np.stack([np.cos(theta), np.sin(theta)], 1)
-    arm1 = np.stack([1.0 - np.cos(theta), 0.5 - np.sin(theta)], 1)
-    curve = np.concatenate([arm0, arm1]) - np.asarray(MOONS_CENTER)
-    log_w = np.log(np.concatenate([w, w]) / (2.0 * np.pi))
-    return _curve_log_prob(x, curve, log_w, MOONS_NOISE_STD)
+    arm0 = np.stack([np.cos(theta), np.sin(theta)], 1) - np.asarray(MOONS_CENTER)
+    arm1 = np.stack([1.0 - np.cos(theta), 0.5 - np.sin(theta)], 1) - np.asarray(MOONS_CENTER)
+    log_w = np.log(w / np.pi)
+    return np.stack([_curve_log_prob(x, arm, log_w, MOONS_NOISE_STD) for arm in (arm0, arm1)], 1)
 
 
-def circles_log_prob(x: np.ndarray) -> np.ndarray:
-    """log p(x) of :func:`circles` in closed form: the angle integral of a Gaussian around a
-    circle of radius r is exp(-(|x|^2 + r^2) / 2s^2) I_0(r |x| / s^2) / (2 pi s^2)."""
+def _circles_class_log_prob(x: np.ndarray) -> np.ndarray:
+    """log p(x | circle) of :func:`circles`, (n, 2), in closed form: the angle integral of a
+    Gaussian around a circle of radius r is exp(-(|x|^2 + r^2) / 2s^2) I_0(r |x| / s^2) /
+    (2 pi s^2)."""
     from scipy.special import i0e
 
     x = _as_points(x)
@@ -320,22 +388,25 @@ def circles_log_prob(x: np.ndarray) -> np.ndarray:
     var = CIRCLES_NOISE_STD**2
     z = r * rho / var
     # log I_0(z) = log i0e(z) + z, stable for large z
-    log_ring = -((rho - r) ** 2) / (2 * var) + np.log(i0e(z)) - np.log(2 * np.pi * var)
-    return _logsumexp(log_ring + np.log(0.5))
+    return -((rho - r) ** 2) / (2 * var) + np.log(i0e(z)) - np.log(2 * np.pi * var)
 
 
-def eight_gaussians_log_prob(x: np.ndarray) -> np.ndarray:
-    """log p(x) of :func:`eight_gaussians`: an equal-weight mixture, in closed form."""
-    log_comp = _log_normal2(_as_points(x), gaussians_centers(), GAUSSIANS_STD)
-    return _logsumexp(log_comp - np.log(GAUSSIANS_COUNT))
+def _eight_gaussians_class_log_prob(x: np.ndarray) -> np.ndarray:
+    """log p(x | k) = log N(x; 2 (cos(k pi/4), sin(k pi/4)), 0.1^2 I), (n, 8)."""
+    return _log_normal2(_as_points(x), gaussians_centers(), GAUSSIANS_STD)
 
 
-def checkerboard_log_prob(x: np.ndarray) -> np.ndarray:
-    """log p(x) of :func:`checkerboard`: log(1/8) on the black squares, -inf elsewhere."""
+def _checkerboard_class_log_prob(x: np.ndarray) -> np.ndarray:
+    """log p(x | square) of :func:`checkerboard`, (n, 8): 0 on the unit square (density 1),
+    -inf elsewhere; squares numbered as in :func:`_draw_checkerboard`."""
     x = _as_points(x)
-    inside = np.all((x >= -2.0) & (x < 2.0), axis=1)
-    black = (np.floor(x[:, 0]) + np.floor(x[:, 1])) % 2 == 0
-    return np.where(inside & black, -np.log(8.0), -np.inf)
+    i, j = np.floor(x[:, 0]), np.floor(x[:, 1])
+    inside = np.all((x >= -2.0) & (x < 2.0), axis=1) & ((i + j) % 2 == 0)
+    b = np.where(j == np.mod(i, 2), 0, 1)  # j = (i mod 2) - 2 b
+    label = np.where(inside, 2 * (i + 2) + (1 - b), -1).astype(np.int64)
+    out = np.full((x.shape[0], 8), -np.inf)
+    out[inside, label[inside]] = 0.0
+    return out
 
 
 def _pinwheel_roots(x: np.ndarray, arm_angle: float, grid: int = 128) -> list[np.ndarray]:
@@ -361,11 +432,12 @@ def _pinwheel_roots(x: np.ndarray, arm_angle: float, grid: int = 128) -> list[np
     return [rows, 0.5 * (lo + hi)]
 
 
-def pinwheel_log_prob(x: np.ndarray) -> np.ndarray:
-    """log p(x) of :func:`pinwheel` by a change of variables: for each arm, every preimage
-    (a, b) of x contributes N(a; 1, 0.3^2) N(b; 0, 0.1^2) / |1 + 0.25 exp(a) b| / 5."""
+def _pinwheel_class_log_prob(x: np.ndarray) -> np.ndarray:
+    """log p(x | arm) of :func:`pinwheel` by a change of variables, (n, 5): every preimage
+    (a, b) of x under the arm's map contributes N(a; 1, 0.3^2) N(b; 0, 0.1^2) / |1 + 0.25
+    exp(a) b|."""
     x = _as_points(x)
-    density = np.zeros(x.shape[0])
+    density = np.zeros((x.shape[0], PINWHEEL_ARMS))
     sa, sb = PINWHEEL_RADIAL_STD, PINWHEEL_TANGENTIAL_STD
     for k in range(PINWHEEL_ARMS):
         arm_angle = 2.0 * np.pi * k / PINWHEEL_ARMS
@@ -374,23 +446,48 @@ def pinwheel_log_prob(x: np.ndarray) -> np.ndarray:
         b = x[rows, 0] * np.sin(phi) + x[rows, 1] * np.cos(phi)
         log_ab = -0.5 * ((a - 1.0) / sa) ** 2 - 0.5 * (b / sb) ** 2 - np.log(2 * np.pi * sa * sb)
         jac = np.abs(1.0 + PINWHEEL_RATE * np.exp(a) * b)
-        np.add.at(density, rows, np.exp(log_ab) / jac / PINWHEEL_ARMS)
+        np.add.at(density[:, k], rows, np.exp(log_ab) / jac)
     with np.errstate(divide="ignore"):
         return np.log(density)
 
 
-def two_spirals_log_prob(x: np.ndarray) -> np.ndarray:
-    """log p(x) of :func:`two_spirals`: arms of prob 1/2, s with density 2 s / (3 pi)^2."""
+def _two_spirals_class_log_prob(x: np.ndarray) -> np.ndarray:
+    """log p(x | arm) of :func:`two_spirals`, (n, 2): s with density 2 s / (3 pi)^2 along the
+    arm (arm 0 the sign +1), Gaussian noise."""
 
     def curve(s: np.ndarray) -> np.ndarray:
         return SPIRALS_SCALE * s[:, None] * np.stack([-np.cos(s), np.sin(s)], 1)
 
     s, w = _gauss_legendre(0.0, SPIRALS_TURN, curve, SPIRALS_NOISE_STD)
-    arm = curve(s)
-    log_w = np.log(w * 2.0 * s / SPIRALS_TURN**2 / 2.0)
-    return _curve_log_prob(
-        x, np.concatenate([arm, -arm]), np.concatenate([log_w, log_w]), SPIRALS_NOISE_STD
-    )
+    arm, log_w = curve(s), np.log(w * 2.0 * s / SPIRALS_TURN**2)
+    return np.stack([_curve_log_prob(x, c, log_w, SPIRALS_NOISE_STD) for c in (arm, -arm)], 1)
+
+
+#: log p(x | c) (n, K) of each mixture; the classes have equal probability 1 / K.
+TOY_CLASS_LOG_PROBS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "moons": _moons_class_log_prob,
+    "circles": _circles_class_log_prob,
+    "8gaussians": _eight_gaussians_class_log_prob,
+    "checkerboard": _checkerboard_class_log_prob,
+    "pinwheel": _pinwheel_class_log_prob,
+    "2spirals": _two_spirals_class_log_prob,
+}
+
+
+def _mixture_log_prob(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    def log_prob(x: np.ndarray) -> np.ndarray:
+        return _logsumexp(TOY_CLASS_LOG_PROBS[name](x)) - np.log(toy_num_classes(name))
+
+    log_prob.__doc__ = f"log p(x) of {name!r}: log (1/K) sum_c p(x | c)."
+    return log_prob
+
+
+moons_log_prob = _mixture_log_prob("moons")
+circles_log_prob = _mixture_log_prob("circles")
+eight_gaussians_log_prob = _mixture_log_prob("8gaussians")
+checkerboard_log_prob = _mixture_log_prob("checkerboard")
+pinwheel_log_prob = _mixture_log_prob("pinwheel")
+two_spirals_log_prob = _mixture_log_prob("2spirals")
 
 
 TOY_LOG_PROBS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -410,3 +507,20 @@ def toy_log_prob(name: str, x: np.ndarray) -> np.ndarray:
         choices = ", ".join(repr(k) for k in TOY_LOG_PROBS)
         raise ValueError(f"unknown dataset {name!r}; choose one of {choices}")
     return TOY_LOG_PROBS[name](x)
+
+
+def toy_class_log_prob(name: str, x: np.ndarray) -> np.ndarray:
+    """The exact class-conditional log-densities log p(x | c) (nats) of toy mixture ``name`` at
+    points x (n, 2): (n, K) float64, column c the component c of its generator."""
+    _check_mixture(name)
+    return TOY_CLASS_LOG_PROBS[name](x)
+
+
+def toy_class_posterior(name: str, x: np.ndarray) -> np.ndarray:
+    """p(c | x) (n, K) of toy mixture ``name`` by Bayes' rule with equal class probabilities;
+    rows of points outside every component's support (the checkerboard's white squares) are 0."""
+    log_p = toy_class_log_prob(name, x)
+    total = _logsumexp(log_p)
+    with np.errstate(invalid="ignore"):
+        post = np.exp(log_p - total[:, None])
+    return np.where(np.isfinite(total)[:, None], post, 0.0)

@@ -51,3 +51,30 @@ class SinusoidalEmbedding(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         args = (t.to(self.freqs.dtype) * self.scale)[:, None] * self.freqs[None, :]
         return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+class ClassEmbedding(nn.Module):
+    """A learned embedding of class labels for class-conditional networks: ``num_classes`` + 1
+    rows of ``dim``, the last the *null class* (no label), which classifier-free guidance's
+    unconditional branch uses (Ho & Salimans 2022, Sec. 3.2).
+
+    labels (B,) int64 in 0..num_classes (num_classes = null), or None for the null class for
+    every example -> (B, dim); a batch sharing one label (``expand``) is looked up once.
+    """
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"a class-conditional network needs >= 1 class, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.table = nn.Embedding(self.num_classes + 1, dim)
+
+    def forward(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor:
+        if labels is None:
+            return self.table.weight[self.num_classes].expand(batch, -1)
+        if labels.shape != (batch,) or labels.dtype != torch.long:
+            got = f"{labels.dtype} {tuple(labels.shape)}"
+            raise ValueError(f"labels must be int64 of shape ({batch},), got {got}")
+        if labels.shape[0] > 1 and labels.stride(0) == 0:
+            return self.table(labels[:1]).expand(batch, -1)
+        return self.table(labels)

@@ -1,5 +1,6 @@
-"""Networks for vector data (B, D): an MLP with a sinusoidal time embedding, and the tutorial's
-conditional-linear network (a learned per-timestep embedding multiplying each hidden layer)."""
+"""Networks for vector data (B, D): an MLP with a sinusoidal time embedding (optionally
+class-conditional), and the tutorial's conditional-linear network (a learned per-timestep
+embedding multiplying each hidden layer)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from difflab.models.embeddings import SinusoidalEmbedding, make_activation
+from difflab.models.embeddings import ClassEmbedding, SinusoidalEmbedding, make_activation
 
 
 class MLP(nn.Module):
-    """x (B, D), t (B,) -> (B, out_dim).
+    """x (B, D), t (B,) [, labels (B,)] -> (B, out_dim).
 
     The time embedding goes through a small MLP and is added to every hidden layer:
     h_0 = act(W_0 x + U_0 e(t)), h_{k+1} = h_k + act(W_k h_k + U_k e(t)) (residual), out = V h.
+    With ``num_classes`` = K the network is class-conditional: a learned embedding of the label
+    (one vector per layer, K + 1 rows, the last the null class of classifier-free guidance) is
+    added to each layer's time features, U_k e(t) + c_k(y); ``labels`` None is the null class.
     """
 
     def __init__(
@@ -28,11 +32,14 @@ class MLP(nn.Module):
         activation: str = "silu",
         time_dim: int = 64,
         time_scale: float = 1.0,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"model.depth and model.width must be >= 1, got {depth}, {width}")
         out_dim = data_dim if out_dim is None else out_dim
+        self.num_classes = num_classes
+        self.class_embed = ClassEmbedding(num_classes, depth * width) if num_classes else None
         self.embed = nn.Sequential(
             SinusoidalEmbedding(time_dim, scale=time_scale),
             nn.Linear(time_dim, width),
@@ -54,8 +61,15 @@ class MLP(nn.Module):
         feats = self.time_proj(self.embed(t))
         return feats.view(t.shape[0], len(self.inputs), -1).transpose(0, 1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         feats = self.time_features(t)
+        if self.class_embed is not None:
+            classes = self.class_embed(labels, x.shape[0])
+            feats = feats + classes.view(classes.shape[0], len(self.inputs), -1).transpose(0, 1)
+        elif labels is not None:
+            raise ValueError("this network is not class-conditional; it takes no labels")
         h = self.act(self.inputs[0](x) + feats[0])
         for lin, f in zip(self.inputs[1:], feats[1:]):
             h = h + self.act(lin(h) + f)

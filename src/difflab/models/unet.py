@@ -6,7 +6,9 @@ channels and, after the first, half the resolution of the one before (odd sizes 
 28 -> 14 -> 7 -> 4, and the decoder resizes back to each skip's size). Each level has
 ``num_res_blocks`` residual blocks (group norm, SiLU, 3x3 convolutions, the time embedding
 added in between); the middle of the network, at the lowest resolution, has two residual blocks
-and, if ``attention`` is set, a self-attention layer between them.
+and, if ``attention`` is set, a self-attention layer between them. With ``num_classes`` the
+network is class-conditional: a learned label embedding (with a null class) is added to the time
+embedding, as in Dhariwal & Nichol 2021 (``label_emb``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difflab.models.embeddings import SinusoidalEmbedding
+from difflab.models.embeddings import ClassEmbedding, SinusoidalEmbedding
 
 
 def norm_groups(channels: int) -> int:
@@ -73,7 +75,8 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """x (B, in_channels, H, W), t (B,) -> (B, out_channels, H, W). Works at any H, W >= 1."""
+    """x (B, in_channels, H, W), t (B,) [, labels (B,)] -> (B, out_channels, H, W), at any
+    H, W >= 1; ``labels`` (class-conditional networks only) None is the null class."""
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         time_dim: int = 64,
         time_scale: float = 1.0,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         if channels < 1 or not channel_mult or min(channel_mult) < 1 or num_res_blocks < 1:
@@ -101,6 +105,8 @@ class UNet(nn.Module):
             nn.SiLU(),
             nn.Linear(emb_dim, emb_dim),
         )
+        self.num_classes = num_classes
+        self.class_embed = ClassEmbedding(num_classes, emb_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, channels, 3, padding=1)
         widths = [channels * m for m in channel_mult]
         skips, c = [channels], channels
@@ -133,8 +139,14 @@ class UNet(nn.Module):
             _zero(nn.Conv2d(c, out_channels, 3, padding=1)),
         )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         emb = self.embed(t)
+        if self.class_embed is not None:
+            emb = emb + self.class_embed(labels, x.shape[0])
+        elif labels is not None:
+            raise ValueError("this network is not class-conditional; it takes no labels")
         h = self.conv_in(x)
         hs = [h]
         for level in self.down:

@@ -123,8 +123,9 @@ def shard_slice(n: int, rank: int, world_size: int) -> slice:
 class ShardedForward(nn.Module):
     """Calls ``net`` on this rank's shard of the batch and pads the other rows with zeros.
 
-    Objectives return per-example losses, so the losses of this rank's rows are exactly those
-    of the global batch; the trainer keeps only those.
+    Every tensor argument with one row per example (t, a class-conditional network's labels)
+    is sharded with x. Objectives return per-example losses, so the losses of this rank's rows
+    are exactly those of the global batch; the trainer keeps only those.
     """
 
     def __init__(self, net: nn.Module, ctx: DistContext) -> None:
@@ -133,17 +134,15 @@ class ShardedForward(nn.Module):
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Further tensor arguments with one row per example (a conditioning such as a mel)
-        are cut to the same shard; anything else is passed as it is."""
-        n = x.shape[0]
-        part = self.ctx.shard(n)
+        part = self.ctx.shard(x.shape[0])
 
-        def cut(a: Any) -> Any:
-            return a[part] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
+        def mine(value: Any) -> Any:
+            rows = isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == x.shape[0]
+            return value[part] if rows else value
 
-        args = tuple(cut(a) for a in args)
-        kwargs = {k: cut(v) for k, v in kwargs.items()}
-        out = self.net(x[part], t[part], *args, **kwargs)
+        args = tuple(mine(a) for a in args)
+        kwargs = {k: mine(v) for k, v in kwargs.items()}
+        out = self.net(x[part], mine(t), *args, **kwargs)
         before = out.new_zeros((part.start, *out.shape[1:]))
         after = out.new_zeros((x.shape[0] - part.stop, *out.shape[1:]))
         return torch.cat([before, out, after])

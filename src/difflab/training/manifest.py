@@ -1,6 +1,7 @@
 """A run's ``manifest.json``: what made the run (library and torch versions, the manifest format)
 and its data (name, the shape of one example, the normalisation, the number of levels of data on
-a grid, a SHA-256 of the training values). Loading a run reads the data description from here, so
+a grid, a SHA-256 of the training values; for labelled data, an optional ``classes`` entry with
+the class names and training counts). Loading a run reads the data description from here, so
 it is checked field by field: a damaged or hand-edited manifest is a one-line error, never a
 traceback deep inside a command.
 """
@@ -109,4 +110,23 @@ def data_info_problem(data: dict[str, Any]) -> str | None:
         isinstance(levels, int) and not isinstance(levels, bool) and levels >= 2
     ):
         return f"'levels' must be null or an integer >= 2, got {levels!r}"
+    return classes_problem(data.get("classes"))
+
+
+def classes_problem(classes: Any) -> str | None:
+    """What is wrong with the optional ``classes`` entry of labelled data (its ``names`` and
+    training ``counts``, one per class), or None; runs without labels have none."""
+    if classes is None:
+        return None
+    if not isinstance(classes, dict):
+        return "'classes' must be an object with 'names' and 'counts'"
+    names, counts = classes.get("names"), classes.get("counts")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        return "'classes.names' must be a non-empty list of strings"
+    if not (
+        isinstance(counts, list)
+        and len(counts) == len(names)
+        and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+    ):
+        return f"'classes.counts' must be a list of {len(names)} integers >= 0 (one per name)"
     return None

@@ -7,6 +7,10 @@ update) and counted; ``train.max_nonfinite`` such steps in a row stop the run wi
 :class:`NonFiniteError`. SIGINT/SIGTERM stop the loop between steps and write a checkpoint.
 Every random draw comes from one seeded generator saved in each checkpoint, so resuming
 (:meth:`Trainer.load_checkpoint`) continues bitwise like an uninterrupted run on CPU.
+
+A class-conditional network (``num_classes`` set) trains on the batch's labels, each replaced by
+the null class with probability ``label_dropout`` (drawn from the same generator, after the
+batch indices), so it also learns p(x) for classifier-free guidance (conditioning.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from difflab.compiled import (
     compile_network,
     fused_optimizer_supported,
 )
+from difflab.conditioning import WithLabels, drop_labels, num_classes_of
 from difflab.data.dataset import Dataset
 from difflab.ema import EMA
 from difflab.losses.base import LossOutput, Objective
@@ -60,6 +65,7 @@ class TrainSettings(Protocol):
     precision: str
     compile: bool
     fused_optimizer: bool
+    label_dropout: float  # read only for class-conditional networks
 
 
 class TrainingObserver(Protocol):
@@ -155,6 +161,7 @@ class Trainer:
             objective.schedule.to(self.device)
         self._shard_setup(cfg)
         self.data = dataset.x.to(self.device)
+        self.labels = self._labels_for(model, dataset)
         self.dataset = dataset
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None and self.dist.is_main else None
@@ -198,6 +205,33 @@ class Trainer:
             timesteps.set_shard(self.dist.rank, self.dist.world_size)
         self.forward_model = ShardedForward(self.dist.wrap(net, self.device), self.dist)
 
+    def _labels_for(self, model: nn.Module, dataset: Dataset) -> torch.Tensor | None:
+        """The training labels on the device for a class-conditional network, else None."""
+        self.num_classes = num_classes_of(model)
+        if self.num_classes is None:
+            return None
+        if dataset.labels is None:
+            raise ValueError(
+                f"the network is class-conditional but data {dataset.name!r} has no labels; "
+                "use labelled data or set model.class_conditional = false"
+            )
+        if int(dataset.labels.max()) >= self.num_classes:
+            raise ValueError(
+                f"labels go up to {int(dataset.labels.max())} but the network has "
+                f"{self.num_classes} classes"
+            )
+        return dataset.labels.to(self.device)
+
+    def _conditioned(self, idx: torch.Tensor) -> nn.Module:
+        """The network objectives call: bound to the batch's labels (with label dropout) for a
+        class-conditional network, else the network itself."""
+        if self.labels is None or self.num_classes is None:
+            return self.forward_model
+        labels = drop_labels(
+            self.labels[idx], self.cfg.label_dropout, self.num_classes, generator=self.generator
+        )
+        return WithLabels(self.forward_model, labels)
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.cfg.precision != "bfloat16":
             return contextlib.nullcontext()
@@ -216,8 +250,9 @@ class Trainer:
             generator=self.generator,
             device=self.device,
         )
+        model = self._conditioned(idx)
         with self._autocast():
-            out = self.objective(self.forward_model, self.data[idx], generator=self.generator)
+            out = self.objective(model, self.data[idx], generator=self.generator)
         loss = out.loss[self.dist.shard(idx.shape[0])].float().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

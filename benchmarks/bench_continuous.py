@@ -16,7 +16,10 @@ Parts (``--parts``, comma-separated):
 - ``likelihood``: the ODE NLL of 10,000 held-out points minus H(p) (``difflab evaluate``'s);
 - ``tune``: ``difflab tune-schedule --steps 6`` with dpmpp2m on each continuous run: the
   search's own value and, on 5 fresh seeds against an independent draw, the tuned schedule
-  against the best fixed grid.
+  against the best fixed grid;
+- ``tuned``: the few-step targets with tuned schedules: for each ``--plan`` entry sampler:K
+  (default dpmpp2m:10, ddpm:10, ddpm:20), tune-schedule with ``--tune-n`` (10,000) points,
+  then ``sample --schedule tuned`` scored as in ``quality``.
 
 Results go to ``benchmarks/results/continuous.json`` (merged part by part). Usage, on the
 shared machine under the lock:
@@ -173,6 +176,41 @@ def tune(runs: Path, n: int) -> dict[str, Any]:
     return out
 
 
+def tuned_quality(
+    runs: Path, n: int, seeds: int, names: list[str], plan: str, tune_n: int
+) -> dict[str, Any]:
+    """Part ``tuned``: for each "sampler:K" of ``plan``, ``difflab tune-schedule --steps K
+    --sampler S --n tune_n`` on the run, then ``difflab sample --schedule tuned`` (run.sample)
+    scored like ``quality`` over ``seeds`` seeds. The search's criterion at its default n =
+    2000 is at its own noise floor for K >= 10 (the tuned schedule then loses on the check),
+    hence the larger ``tune_n``."""
+    scorer, out = Scorer(n), {}
+    for name in names:
+        out[name] = {}
+        for item in plan.split(","):
+            sampler, K = item.split(":")
+            content = tune_schedule(load_run(runs / name), steps=int(K), sampler=sampler,
+                                    n=tune_n, check_seeds=3)  # fmt: skip
+            run = load_run(runs / name)
+            run.config = run.config.replace("sample", schedule="tuned")
+            rows, nfe = [], 0
+            for seed in range(seeds):
+                samples, chain = run.sample(n, seed=seed)
+                rows.append(scorer(np.asarray(samples)))
+                nfe = chain.nfe
+            energy = [r["energy_ratio"] for r in rows]
+            row = {"steps": int(K), "nfe": nfe,
+                   "energy_ratio": statistics.median(energy), "energy_ratios": energy,
+                   "neg_log_p": statistics.median(r["neg_log_p"] for r in rows),
+                   "entropy": scorer.entropy, "tune_n": tune_n, "cost": content["cost"],
+                   "check": content["check"]["medians"], "sigma_bars": content["sigma_bars"],
+                   "noise": content["noise"]}  # fmt: skip
+            out[name][f"{sampler}@{K}"] = row
+            print(name, "tuned", sampler, K, round(row["energy_ratio"], 3),
+                  round(row["neg_log_p"], 3), content["cost"], flush=True)  # fmt: skip
+    return out
+
+
 def tables(results: dict[str, Any]) -> str:
     """The markdown tables of docs/continuous.md from the results."""
     lines = []
@@ -213,6 +251,17 @@ def tables(results: dict[str, Any]) -> str:
                 f"{row['value']['start']['value']:.3g} -> {row['value']['value']:.3g} | "
                 f"{cost['criterion_evaluations']} evaluations, {cost['wall_s']} s |"
             )
+    if "tuned" in results:
+        lines += ["", "| run | tuned sampler | NFE | energy ratio | E_q[-log p] (H) | search |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for name, rows in results["tuned"].items():
+            for label, row in rows.items():
+                lines.append(
+                    f"| {name} | {label} | {row['nfe']} | {row['energy_ratio']:.2f} | "
+                    f"{row['neg_log_p']:.2f} ({row['entropy']:.2f}) | "
+                    f"{row['cost']['criterion_evaluations']} evaluations, "
+                    f"{row['cost']['wall_s']} s (n = {row['tune_n']}) |"
+                )
     return "\n".join(lines)
 
 
@@ -222,9 +271,16 @@ def main() -> None:
     parser.add_argument("--parts", default="train,range,quality,likelihood,tune")
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--only", help="comma-separated formulations for quality")
+    parser.add_argument("--only", help="comma-separated formulations for quality and tuned")
+    parser.add_argument(
+        "--plan",
+        default="dpmpp2m:10,ddpm:10,ddpm:20",
+        help="part tuned: the sampler:K schedules to tune",
+    )
+    parser.add_argument("--tune-n", type=int, default=10_000, help="part tuned: the search's n")
+    parser.add_argument("--threads", type=int, default=1, help="torch's intra-op threads")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     names = args.only.split(",") if args.only else list(FORMULATIONS)
     for part in args.parts.split(","):
@@ -239,6 +295,10 @@ def main() -> None:
             results["likelihood"] = likelihood(args.runs, 10_000)
         elif part == "tune":
             results["tune"] = tune(args.runs, 2000)
+        elif part == "tuned":
+            results.setdefault("tuned", {}).update(
+                tuned_quality(args.runs, args.n, args.seeds, names, args.plan, args.tune_n)
+            )
         elif part == "table":
             print(tables(results))
             continue

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import TINY
 from difflab.app.cli import main
+from difflab.app.tune import format_result
 
 #: The tiny budget without schedule.T, which continuous formulations do not read.
 TINY_CONTINUOUS = [item for item in TINY if not item.startswith("schedule.")]
@@ -106,6 +107,13 @@ def test_tune_schedule_and_sample_with_it(runs, tmp_path, capsys):
     assert np.load(out).shape == (32, 2)
     printed = capsys.readouterr().out
     assert "criterion evaluations" in printed and "tuned levels" in printed
+    # the verdict line follows the check; a loss names the fix (a larger --n)
+    beats = content["check"]["tuned_beats_best_fixed"]
+    assert ("tuned beats the best fixed grid" in printed) == beats
+    assert ("tune again with a larger --n" in printed) == (not beats)
+    content["check"]["tuned_beats_best_fixed"] = not beats
+    lines = format_result(content, run / "tuned_schedule.json")
+    assert any("tune again with a larger --n" in line for line in lines) == beats
 
 
 def _error(args: list[str], capsys) -> str:

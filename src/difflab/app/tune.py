@@ -210,9 +210,13 @@ def format_result(content: dict[str, Any], path: Path) -> list[str]:
     levels = ", ".join(f"{s:.4g}" for s in content["sigma_bars"])
     noise = "".join(f", {k} = {v:.3g}" for k, v in content["noise"].items())
     verdict = "beats" if check["tuned_beats_best_fixed"] else "does NOT beat"
+    hint = "" if check["tuned_beats_best_fixed"] else (
+        f": at n = {crit['n']} the criterion's noise is as large as the grids' differences "
+        "(the search fitted it); tune again with a larger --n, e.g. --n 10000"
+    )  # fmt: skip
     lines += [
         f"tuned levels (sigma): {levels}{noise}",
-        f"on the check, tuned {verdict} the best fixed grid ({check['best_fixed']})",
+        f"on the check, tuned {verdict} the best fixed grid ({check['best_fixed']}){hint}",
         f"cost: {cost['criterion_evaluations']} criterion evaluations, "
         f"{cost['network_evaluations']} network evaluations, {cost['wall_s']} s",
         f"wrote {path}; sample with: difflab sample {path.parent} --schedule tuned",

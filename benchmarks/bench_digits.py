@@ -11,7 +11,7 @@
    its noise floor and ratio, the predicted-class histogram, and a PNG grid of the samples.
 
 Usage (timed, so under the shared lock):
-  flock /tmp/difflab-bench.lock env PYTHONPATH=src python benchmarks/bench_digits.py \
+  flock /tmp/difflab-cpu.lock env PYTHONPATH=src python benchmarks/bench_digits.py \
       --out-dir runs/bench-digits
 Writes RUN_DIR/bench.json and RUN_DIR/samples_grid.png.
 """

@@ -4,7 +4,7 @@ Reports the max absolute weight difference after 50 steps and the training throu
 (median of --repeats runs; steps/s from the run's metrics log, which excludes start-up). Each
 process uses one intra-op thread. Run from the repository root, under the shared lock:
 
-    flock /tmp/difflab-bench.lock env PYTHONPATH=src python benchmarks/bench_distributed.py
+    flock /tmp/difflab-cpu.lock env PYTHONPATH=src python benchmarks/bench_distributed.py
 """
 
 from __future__ import annotations

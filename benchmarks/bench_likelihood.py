@@ -1,6 +1,6 @@
 """Likelihood benchmarks for issue 3 (run under the shared lock, 2 threads):
 
-    flock /tmp/difflab-bench.lock env PYTHONPATH=src python benchmarks/bench_likelihood.py RUN_DIR
+    flock /tmp/difflab-cpu.lock env PYTHONPATH=src python benchmarks/bench_likelihood.py RUN_DIR
 
 RUN_DIR: a swiss-roll run trained with `difflab train` (the default config). Reports, on 10,000
 held-out points, the bound (T = 1000) and the ODE NLL against the true entropy H(p), and the

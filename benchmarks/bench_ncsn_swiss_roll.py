@@ -4,7 +4,7 @@ Target: energy distance of 5000 samples to fresh swiss-roll data at most 2 x its
 (the mean distance of independent data draws, ``app.quality.sample_metrics`` with 5 floor draws),
 with at most 120 s of training on 2 cores. Trains with the CLI's own code path (``train_run``),
 then samples with several seeds to show the spread of the ratio. Only the timed part, the
-training, holds the shared benchmark lock (/tmp/difflab-bench.lock); sampling runs after it.
+training, holds the shared benchmark lock (/tmp/difflab-cpu.lock); sampling runs after it.
 
 Usage:
     PYTHONPATH=src python benchmarks/bench_ncsn_swiss_roll.py \
@@ -28,7 +28,7 @@ from difflab.app.quality import sample_metrics
 from difflab.app.run import load_run
 from difflab.app.train import train_run
 
-LOCK = "/tmp/difflab-bench.lock"
+LOCK = "/tmp/difflab-cpu.lock"
 NCSN = [
     "loss.name=ncsn",
     "model.name=score_mlp",

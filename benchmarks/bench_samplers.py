@@ -11,7 +11,7 @@
 4. training throughput of the default config (trainer vs bare loop, from bench_foundation).
 
 Usage (timed parts under the shared lock):
-  flock /tmp/difflab-bench.lock env PYTHONPATH=src python benchmarks/bench_samplers.py RUN_DIR
+  flock /tmp/difflab-cpu.lock env PYTHONPATH=src python benchmarks/bench_samplers.py RUN_DIR
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Gaussian vectors, one optimiser step (loss, backward, Adam) per call, timed as t
 ways of computing v^T (grad s) v: forward-mode JVP (torch.func.jvp) and double backward.
 
 Usage (under the shared lock):
-    flock /tmp/difflab-bench.lock env PYTHONPATH=src \
+    flock /tmp/difflab-cpu.lock env PYTHONPATH=src \
         python benchmarks/bench_score_matching_cost.py [--repeats 5] [--out result.json]
 """
 

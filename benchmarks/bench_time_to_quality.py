@@ -1,6 +1,6 @@
 """Time to quality (issue 16): every number the issue names, target beside measured.
 
-Parts (``--parts``, all by default; about 25 minutes, 15 of them the digits training):
+Parts (``--parts``, all by default; about 17 minutes, 6 of them the digits training):
 
 1. ``default``: ``difflab train --out RUN`` + ``difflab sample RUN --n 5000`` with the default
    config, as a user runs them (subprocesses, start-up included), ``--repeats`` times: the
@@ -13,7 +13,8 @@ Parts (``--parts``, all by default; about 25 minutes, 15 of them the digits trai
 3. ``samplers``: the sampler overhead on a default-trained run, sampler time over the bare
    forward passes it needs, interleaved (benchmarks/bench_samplers.py; target <= 1.3 for
    ddpm-1000, ddim-50, dpmpp2m-20, heun-20);
-4. ``digits``: configs/digits_likelihood.toml trained for 15 minutes (benchmarks/bench_digits.py)
+4. ``digits``: configs/digits_likelihood.toml trained within 15 minutes (its 3000 steps take
+   about 6; benchmarks/bench_digits.py)
    and its test-split bits/dim (target <= 2.15, aim 2.05).
 
 Usage (timed: under the shared lock, on a quiet machine):

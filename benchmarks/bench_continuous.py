@@ -296,9 +296,9 @@ def main() -> None:
         elif part == "tune":
             results["tune"] = tune(args.runs, 2000)
         elif part == "tuned":
-            results.setdefault("tuned", {}).update(
-                tuned_quality(args.runs, args.n, args.seeds, names, args.plan, args.tune_n)
-            )
+            tuned = tuned_quality(args.runs, args.n, args.seeds, names, args.plan, args.tune_n)
+            for name, rows in tuned.items():  # merged per run: other plans' rows stay
+                results.setdefault("tuned", {}).setdefault(name, {}).update(rows)
         elif part == "table":
             print(tables(results))
             continue

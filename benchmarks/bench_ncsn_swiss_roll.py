@@ -34,6 +34,7 @@ NCSN = [
     "model.name=score_mlp",
     "sample.sampler=annealed_langevin",
     "data.name=swiss_roll",
+    "train.lr=0.002",  # configs/ncsn.toml's (the default lr until issue 16's recipe)
 ]
 
 

@@ -7,14 +7,22 @@ fixed anyway so the suite is deterministic.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from scipy import stats
 
+from difflab.app.sections import LossConfig
+from difflab.losses.ddpm import HybridObjective, SimpleObjective
+from difflab.losses.vlb import VLBObjective
+from difflab.schedules import NoiseSchedule
 from difflab.timesteps import (
     TimestepSampler,
     TimestepSampling,
     antithetic_timesteps,
+    as_timestep_sampler,
+    lognormal_probabilities,
     uniform_timesteps,
 )
 
@@ -174,3 +182,116 @@ def test_importance_history_keeps_newest_and_round_trips():
     uniform = TimestepSampler(3, "uniform")
     uniform.update(torch.tensor([0]), torch.tensor([1.0]))
     assert int(uniform.counts.sum()) == 0
+
+
+# --- lognormal: EDM's law of ln sigma on the discrete chain ------------------------------
+
+
+def test_lognormal_masses_have_the_normal_moments_of_log_sigma():
+    """On a fine ladder of levels the masses are the normal's: mean p_mean, std p_std of
+    ln sigma, and 68.3 % of the mass within one std."""
+    log_sigma = torch.linspace(-12.0, 12.0, 24001, dtype=torch.float64)
+    p = lognormal_probabilities(log_sigma.exp(), p_mean=-1.2, p_std=1.2)
+    assert p.min() >= 0 and abs(float(p.sum()) - 1.0) < 1e-12
+    mean = float((p * log_sigma).sum())
+    std = float((p * (log_sigma - mean) ** 2).sum().sqrt())
+    assert abs(mean + 1.2) < 1e-3 and abs(std - 1.2) < 1e-3
+    inside = float(p[(log_sigma - mean).abs() <= 1.2].sum())
+    assert abs(inside - 0.6827) < 2e-3
+
+
+def test_lognormal_on_the_cosine_schedule_puts_the_mass_near_exp_p_mean():
+    schedule = NoiseSchedule.from_name("cosine", 1000)
+    sigmas = schedule.sqrt_recipm1_alphas_cumprod
+    p = lognormal_probabilities(sigmas, p_mean=-1.2, p_std=1.2)
+    assert abs(float(p.sum()) - 1.0) < 1e-12
+    # the median step's level is exp(p_mean) up to one step of the ladder
+    median_t = int(torch.searchsorted(p.cumsum(0), torch.tensor(0.5, dtype=torch.float64)))
+    lo, hi = sigmas[max(median_t - 1, 0)], sigmas[median_t + 1]
+    assert lo <= math.exp(-1.2) <= hi
+    # mass beyond sigma = exp(p_mean + 3 p_std) is the normal's upper tail, 0.135 %
+    tail = float(p[sigmas.double().log() > -1.2 + 3 * 1.2].sum())
+    assert abs(tail - 0.00135) < 3e-4
+
+
+def test_lognormal_sampler_draws_its_law_with_unit_weights():
+    schedule = NoiseSchedule.from_name("cosine", 100)
+    sampler = as_timestep_sampler(
+        "lognormal", 100, sigmas=schedule.sqrt_recipm1_alphas_cumprod, p_mean=-1.0, p_std=1.0
+    )
+    assert sampler.method is TimestepSampling.LOGNORMAL
+    t, w = sampler.sample(200_000, generator=_gen(5))
+    assert torch.equal(w, torch.ones_like(w)) and t.min() >= 0 and t.max() <= 99
+    p = sampler.probabilities()
+    counts = torch.bincount(t, minlength=100).double()
+    keep = p * t.numel() >= 5  # Pearson's test on the cells with enough expected draws
+    expected = p[keep] * t.numel()
+    chi2 = float(((counts[keep] - expected) ** 2 / expected).sum())
+    assert chi2 < stats.chi2.ppf(1 - 1e-6, df=int(keep.sum()) - 1)
+    assert counts[~keep].sum() <= 5 * max(int((~keep).sum()), 1)
+    again, _ = sampler.sample(50, generator=_gen(5))
+    assert torch.equal(again, t[:50])  # the same generator state gives the same draw
+    assert sampler.state_dict() == {}  # nothing to resume: the law comes from the config
+
+
+def test_auto_is_lognormal_for_the_simple_loss_and_antithetic_for_a_bound():
+    schedule = NoiseSchedule.from_name("cosine", 50)
+    assert SimpleObjective(schedule, "auto").timesteps.method is TimestepSampling.LOGNORMAL
+    assert VLBObjective(schedule, "auto").timesteps.method is TimestepSampling.ANTITHETIC
+    hybrid = HybridObjective(schedule, "auto", variance="learned_range")
+    assert hybrid.timesteps.method is TimestepSampling.ANTITHETIC
+    with pytest.raises(ValueError, match="only loss.name = 'simple' may"):
+        VLBObjective(schedule, "lognormal")
+    with pytest.raises(ValueError, match="only loss.name = 'simple' may"):
+        HybridObjective(schedule, "lognormal", variance="learned_range")
+    with pytest.raises(ValueError, match="resolved"):
+        TimestepSampler(50, "auto")
+
+
+def test_lognormal_rejects_levels_that_do_not_increase():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        lognormal_probabilities(torch.tensor([0.1, 0.1, 1.0]))
+    with pytest.raises(ValueError, match="p_std"):
+        lognormal_probabilities(torch.tensor([0.1, 1.0]), p_std=0.0)
+
+
+@pytest.mark.parametrize(
+    ("loss", "match"),
+    [
+        ({"name": "vlb", "timesteps": "lognormal"}, "not read for loss.name = 'vlb'"),
+        ({"name": "simple", "timesteps": "antithetic", "p_mean": -1.0}, "loss.p_mean is read"),
+        ({"name": "simple", "timesteps": "uniform", "p_std": 2.0}, "loss.p_std is read"),
+    ],
+)
+def test_config_rejects_lognormal_keys_where_they_are_not_read(loss, match):
+    with pytest.raises(ValueError, match=match):
+        LossConfig(**loss)
+
+
+def test_config_accepts_lognormal_keys_of_the_simple_loss():
+    assert LossConfig(name="simple", timesteps="lognormal", p_mean=-1.0).p_mean == -1.0
+    assert LossConfig(name="simple", timesteps="auto", p_std=1.5).p_std == 1.5
+    assert LossConfig(name="edm", p_mean=-1.0).p_mean == -1.0  # EDM reads them too
+
+
+def test_the_default_recipe_draws_lognormal_t():
+    from difflab.app.build import build_objective, build_schedule
+    from difflab.app.config import Config
+
+    cfg = Config()
+    objective = build_objective(cfg, build_schedule(cfg.schedule))
+    assert cfg.loss.timesteps == "auto"
+    assert objective.timesteps.method is TimestepSampling.LOGNORMAL
+
+
+def test_cli_refuses_lognormal_t_for_a_bound(tmp_path, capsys):
+    from conftest import tiny_args
+    from difflab.app.cli import main
+
+    out = tmp_path / "run"
+    args = tiny_args("loss.name=vlb", "loss.timesteps=lognormal")
+    assert main(["train", *args, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("difflab: error:") and err.count("\n") == 1
+    assert "loss.timesteps = 'lognormal' is not read for loss.name = 'vlb'" in err
+    assert not out.exists()

@@ -7,10 +7,18 @@
   code), which lowers the variance of the batch mean;
 - importance: t ~ p_t proportional to sqrt(E[L_t^2]), the root mean square of the last
   ``history`` losses seen at t (Nichol & Dhariwal 2021, Eq. 18), mixed with a small uniform
-  floor; uniform draws until every t has ``history`` losses (the warm-up).
+  floor; uniform draws until every t has ``history`` losses (the warm-up);
+- lognormal: EDM's training law of noise levels (Karras et al. 2022), ln sigma ~ N(p_mean,
+  p_std^2), on the discrete chain: p_t is the normal's mass of the interval of ln sigma that
+  step t stands for (:func:`lognormal_probabilities`; sigma_t = sqrt((1 - alpha_bar_t) /
+  alpha_bar_t)). It changes what the loss weights, on purpose (training where the data's
+  structure is decided instead of uniformly in t), so its weights are 1;
+- auto (the default): lognormal for an objective that may reweight its loss over t (the
+  simple loss), antithetic for one that holds a bound.
 
-Every sampler returns (t, weights): the loss of example i is multiplied by weights[i] so that the
-batch mean stays an unbiased estimate of the loss averaged uniformly over t.
+Every other sampler returns (t, weights) with weights that keep the batch mean an unbiased
+estimate of the loss averaged uniformly over t: the loss of example i is multiplied by
+weights[i].
 
 In multi-process training every rank draws the t of the whole global batch from the same
 generator and runs the network on its own shard (training/distributed.py), so one stratified
@@ -19,6 +27,8 @@ the losses of every rank's shard before an adaptive sampler records them.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -29,6 +39,25 @@ class TimestepSampling(StrEnum):
     UNIFORM = "uniform"
     ANTITHETIC = "antithetic"
     IMPORTANCE = "importance"
+    LOGNORMAL = "lognormal"
+    AUTO = "auto"
+
+
+def lognormal_probabilities(
+    sigmas: torch.Tensor, p_mean: float = -1.2, p_std: float = 1.2
+) -> torch.Tensor:
+    """p_t (T,) float64 over steps with increasing noise levels ``sigmas`` (T,): the mass of
+    N(p_mean, p_std^2) in the interval of ln sigma that step t stands for, between the
+    midpoints to its neighbours (the first and last intervals open), so the p_t sum to 1."""
+    log_sigma = sigmas.double().log()
+    if log_sigma.ndim != 1 or not bool((log_sigma.diff() > 0).all()):
+        raise ValueError("lognormal timesteps need strictly increasing noise levels")
+    if not p_std > 0:
+        raise ValueError(f"p_std must be > 0, not {p_std}")
+    mids = (log_sigma[1:] + log_sigma[:-1]) / 2
+    cdf = 0.5 * torch.erfc(-(mids - p_mean) / (p_std * math.sqrt(2)))
+    edges = torch.cat([cdf.new_zeros(1), cdf, cdf.new_ones(1)])
+    return edges.diff()
 
 
 def uniform_timesteps(
@@ -62,9 +91,23 @@ class TimestepSampler:
         *,
         history: int = 10,
         uniform_floor: float = 1e-3,
+        fixed: torch.Tensor | None = None,
     ) -> None:
         self.T = int(T)
         self.method = parse_enum(TimestepSampling, method, "loss.timesteps")
+        if self.method is TimestepSampling.AUTO:
+            raise ValueError("loss.timesteps = 'auto' is resolved by as_timestep_sampler")
+        if (self.method is TimestepSampling.LOGNORMAL) != (fixed is not None):
+            raise ValueError(
+                "loss.timesteps = 'lognormal' draws from a fixed law over the steps (give it); "
+                "only it does"
+            )
+        if fixed is not None:
+            fixed = fixed.double()
+            if fixed.shape != (self.T,) or not bool((fixed >= 0).all()) or fixed.sum() <= 0:
+                raise ValueError(f"a fixed timestep law needs {self.T} non-negative masses")
+            fixed = fixed / fixed.sum()
+        self.fixed = fixed
         if history < 1 or not 0 < uniform_floor <= 1:
             raise ValueError("importance sampling needs history >= 1 and 0 < uniform_floor <= 1")
         self.history = int(history)
@@ -80,6 +123,8 @@ class TimestepSampler:
 
     def probabilities(self) -> torch.Tensor:
         """p_t (T,) float64 the next draw uses: uniform, or importance once warmed up."""
+        if self.fixed is not None:
+            return self.fixed
         uniform = torch.full((self.T,), 1.0 / self.T, dtype=torch.float64)
         if self.method is not TimestepSampling.IMPORTANCE or not self.warmed_up:
             return uniform
@@ -96,6 +141,12 @@ class TimestepSampler:
     def sample(
         self, batch_size: int, *, generator: torch.Generator | None = None, device=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fixed is not None:  # inverse CDF of the fixed law; weights 1 (see the module)
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            u = torch.rand(batch_size, generator=generator, device=gen_device, dtype=torch.float64)
+            cdf = self.fixed.cumsum(0).to(gen_device)
+            t = torch.searchsorted(cdf, u, right=True).clamp_(max=self.T - 1)
+            return t.to(device), torch.ones(batch_size, device=device)
         if self.method is TimestepSampling.IMPORTANCE and self.warmed_up:
             p = self.probabilities()
             gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -154,13 +205,33 @@ class TimestepSampler:
         self.counts = state["counts"].to(torch.long).clone()
 
 
-def as_timestep_sampler(timesteps: TimestepSampler | TimestepSampling | str, T: int):
-    """``timesteps`` itself, or a new :class:`TimestepSampler` over T steps of that method."""
+def as_timestep_sampler(
+    timesteps: TimestepSampler | TimestepSampling | str,
+    T: int,
+    *,
+    sigmas: torch.Tensor | None = None,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+):
+    """``timesteps`` itself, or a new :class:`TimestepSampler` over T steps of that method;
+    "lognormal" needs the steps' noise levels ``sigmas`` (T,), which only objectives that may
+    reweight their loss pass (the simple loss; a bound must stay uniform in t); "auto" is
+    lognormal where they are given, else antithetic."""
     if isinstance(timesteps, TimestepSampler):
         if timesteps.T != T:
             raise ValueError(f"the timestep sampler draws from {timesteps.T} steps, not {T}")
         return timesteps
-    return TimestepSampler(T, timesteps)
+    method = parse_enum(TimestepSampling, timesteps, "loss.timesteps")
+    if method is TimestepSampling.AUTO:
+        method = TimestepSampling.ANTITHETIC if sigmas is None else TimestepSampling.LOGNORMAL
+    if method is TimestepSampling.LOGNORMAL:
+        if sigmas is None:
+            raise ValueError(
+                "loss.timesteps = 'lognormal' reweights the loss over t, which only "
+                "loss.name = 'simple' may; use uniform, antithetic or importance for a bound"
+            )
+        return TimestepSampler(T, method, fixed=lognormal_probabilities(sigmas, p_mean, p_std))
+    return TimestepSampler(T, method)
 
 
 def gather_shards(values: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ supplies (:func:`_ingredients`), its ``fixed`` as they are. Math modules never r
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -275,10 +276,38 @@ def generate(
     return row.fn(model, shape, generator=generator, record=record, progress=progress, **kwargs)
 
 
+#: Vector-data networks up to this width and depth are built for real to estimate their size
+#: (at most ~16M parameters: milliseconds); larger ones, and every image or audio network, on
+#: PyTorch's meta device, whose first use costs ~2 s of start-up in every command.
+REAL_ESTIMATE_MAX_WIDTH = 1024
+REAL_ESTIMATE_MAX_DEPTH = 16
+
+
+def estimate_device(cfg: Config, data_shape: tuple[int, ...]) -> str:
+    """Where memory estimates build the network: "cpu" for a small vector-data network (cheap
+    to allocate, and it spares the meta device's start-up), else "meta" (no storage)."""
+    small = (
+        len(data_shape) == 1
+        and cfg.model.width <= REAL_ESTIMATE_MAX_WIDTH
+        and cfg.model.depth <= REAL_ESTIMATE_MAX_DEPTH
+    )
+    return "cpu" if small else "meta"
+
+
+@contextlib.contextmanager
+def estimate_context(cfg: Config, data_shape: tuple[int, ...]):
+    """The device for a throw-away estimating copy of the network; a real build's random
+    initialisation leaves the global random state as it was."""
+    device = estimate_device(cfg, data_shape)
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        yield device
+
+
 def count_parameters(
     cfg: Config, data_shape: tuple[int, ...], *, num_classes: int | None = None
 ) -> int:
-    """Parameters of the run's network, counted without allocating them."""
-    with torch.device("meta"):
+    """Parameters of the run's network, counted without allocating them (or, for a small
+    vector-data network, by building it: see :func:`estimate_device`)."""
+    with estimate_context(cfg, data_shape):
         model = build_model(cfg, data_shape, num_classes=num_classes)
     return sum(math.prod(p.shape) for p in model.parameters())

@@ -188,7 +188,8 @@ _FIXED = {"model.variance": ("large", "small")}  # continuous formulations learn
 LOSSES: dict[str, LossEntry] = {
     "simple": LossEntry(
         SimpleObjective, DIFFUSION, "DDPM's noise-prediction loss", "ddpm",
-        keys=("timesteps",), uses=_DIFFUSION_USES, never_trains={"model.variance": _LEARNED},
+        keys=("timesteps", "p_mean", "p_std"), uses=_DIFFUSION_USES,
+        never_trains={"model.variance": _LEARNED},
     ),
     "vlb": LossEntry(
         VLBObjective, DIFFUSION, "the variational bound", "ddpm",

@@ -2,7 +2,8 @@
 
 Memory: :func:`training_bytes` and :func:`sampling_bytes` estimate what a run needs from the
 registry's model row and the data shape alone, building the network on PyTorch's meta device
-(shapes, no storage) and adding up its parameters and the activations of one example
+(shapes, no storage; a small vector-data network for real, which is faster) and adding up its
+parameters and the activations of one example
 (:func:`activation_floats`). :func:`require_memory` compares an estimate with what the device
 has available and refuses, in one line with both numbers, what cannot fit, so that a typo
 (``model.width = 100000``, ``--n 10000000000``) fails at once instead of swapping the machine
@@ -48,7 +49,8 @@ def vocoder_inputs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 def activation_floats(cfg: Config, data_shape: tuple[int, ...]) -> int:
     """Values produced by the network's leaf modules for one example (meta device: nothing
-    is allocated); 0 if the network cannot run on the meta device."""
+    is allocated; small vector networks are built for real, see ``build.estimate_device``);
+    0 if the network cannot run on the meta device."""
     row = MODELS[cfg.model.name]
     total = [0]
 
@@ -56,9 +58,9 @@ def activation_floats(cfg: Config, data_shape: tuple[int, ...]) -> int:
         if isinstance(output, torch.Tensor):
             total[0] += output.numel()
 
-    from difflab.app.build import build_model  # build imports this module's callers
+    from difflab.app.build import build_model, estimate_context  # build imports our callers
 
-    with torch.device("meta"):
+    with estimate_context(cfg, data_shape):
         net = build_model(cfg, data_shape, num_classes=estimate_classes(cfg))
         hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
         x = torch.zeros(1, *data_shape)

@@ -305,7 +305,10 @@ CONTINUOUS_LOSS_KEYS = (
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The training objective ``name`` and how t is drawn (``timesteps``, diffusion losses).
+    """The training objective ``name`` and how t is drawn (``timesteps``, diffusion losses:
+    uniform, antithetic, importance, lognormal (EDM's law of ln sigma, N(``p_mean``,
+    ``p_std``^2), on the discrete steps; the simple loss only) or auto: lognormal for the
+    simple loss, antithetic for the bounds).
 
     ``hybrid_lambda`` weights the bound in the hybrid loss (Nichol & Dhariwal 2021).
     Score matching: ``sigma`` is the noise level of "dsm"; "ncsn" uses the geometric ladder
@@ -319,7 +322,7 @@ class LossConfig:
     """
 
     name: str = "simple"
-    timesteps: str = "antithetic"
+    timesteps: str = "auto"
     hybrid_lambda: float = 0.001
     sigma: float = 0.1
     sigma_min: float = 0.01
@@ -350,6 +353,7 @@ class LossConfig:
         _unread_keys(self, "loss.name", self.name, CONTINUOUS_LOSS_KEYS)
         _choice(Norm, self.norm, "loss.norm")
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
+        self._check_lognormal_timesteps()
         _choice(Projection, self.projection, "loss.projection")
         _check(self.sigma > 0, "loss.sigma", self.sigma, "> 0")
         _check(self.sigma_min > 0, "loss.sigma_min", self.sigma_min, "> 0")
@@ -362,6 +366,24 @@ class LossConfig:
         _check(self.n_sigmas >= 2, "loss.n_sigmas", self.n_sigmas, "an integer >= 2")
         _check(self.n_projections >= 1, "loss.n_projections", self.n_projections, "an integer >= 1")
         _check(self.hybrid_lambda >= 0, "loss.hybrid_lambda", self.hybrid_lambda, ">= 0")
+
+    def _check_lognormal_timesteps(self) -> None:
+        """lognormal t only for the simple loss; p_mean / p_std of the simple loss only with
+        it (EDM reads them too)."""
+        lognormal = self.timesteps == TimestepSampling.LOGNORMAL
+        if lognormal and self.name != "simple":
+            raise ValueError(
+                f"loss.timesteps = 'lognormal' is not read for loss.name = {self.name!r}: it "
+                "reweights the loss over t, which only the simple loss may (a bound averages "
+                "uniformly over t); use uniform, antithetic or importance"
+            )
+        moved = [k for k in ("p_mean", "p_std") if getattr(self, k) != _default(LossConfig, k)]
+        auto = self.timesteps == TimestepSampling.AUTO
+        if self.name == "simple" and not (lognormal or auto) and moved:
+            raise ValueError(
+                f"loss.{moved[0]} is read for loss.name = 'simple' only with loss.timesteps = "
+                "'lognormal' (or 'auto'); set that or remove it"
+            )
 
 
 @dataclass(frozen=True)
@@ -380,9 +402,9 @@ class TrainConfig:
     this probability, so they also learn p(x) (classifier-free guidance needs it > 0).
     """
 
-    steps: int = 8000
+    steps: int = 3000
     batch_size: int = 512
-    lr: float = 2e-3
+    lr: float = 4e-3
     ema_decay: float = 0.995
     grad_clip: float = 1.0
     seed: int = 0

@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 #: A frame counts as voiced where the voiced segment's envelope is at least this.
 VOICED_ENVELOPE = 0.25
@@ -95,6 +94,8 @@ def unvoiced_segment(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     nyquist = sr / 2
     low = min(rng.uniform(1500, 3000), 0.6 * nyquist)
     high = min(rng.uniform(5000, 7500), 0.95 * nyquist)
+    from scipy import signal  # imported here: scipy.signal takes ~1 s to import
+
     sos = signal.butter(4, [low, high], btype="bandpass", fs=sr, output="sos")
     return 0.3 * signal.sosfilt(sos, rng.standard_normal(n))
 

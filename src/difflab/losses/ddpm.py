@@ -47,7 +47,13 @@ def simple_loss(
 
 
 class SimpleObjective:
-    """The DDPM training objective: draw t, then the simplified loss, importance-weighted."""
+    """The DDPM training objective: draw t, then the simplified loss, importance-weighted.
+
+    ``timesteps = "lognormal"`` draws t from EDM's law of ln sigma (``p_mean``, ``p_std``;
+    see ``difflab.timesteps``), which reweights the loss over t: this loss may, the hybrid
+    loss, which holds a bound, may not (``reweights``)."""
+
+    reweights = True
 
     def __init__(
         self,
@@ -56,9 +62,17 @@ class SimpleObjective:
         *,
         prediction: Prediction | str = Prediction.EPS,
         variance: Variance | str = Variance.SMALL,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
     ) -> None:
         self.schedule = schedule
-        self.timesteps = as_timestep_sampler(timesteps, schedule.T)
+        self.timesteps = as_timestep_sampler(
+            timesteps,
+            schedule.T,
+            sigmas=schedule.sqrt_recipm1_alphas_cumprod if self.reweights else None,
+            p_mean=p_mean,
+            p_std=p_std,
+        )
         self.prediction = parse_enum(Prediction, prediction, "prediction")
         self.variance = parse_enum(Variance, variance, "variance")
 
@@ -85,6 +99,8 @@ class HybridObjective(SimpleObjective):
     L_vlb is estimated as T L_t in bits per dimension, computed from the network's output with
     the prediction half detached: the bound's gradient reaches only the variance output.
     """
+
+    reweights = False
 
     def __init__(
         self,

@@ -11,21 +11,11 @@ that has them.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def difflab(*args: str) -> None:
@@ -43,11 +33,13 @@ def build_run(run: Path, steps: int) -> None:
 def screenshot(page_path: Path, out: Path, *, width: int, height: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    from difflab.app.report.chromium import CHROMIUM_FLAGS, chromium_executable
+
+    executable = chromium_executable()
     if executable is None:
         raise SystemExit("no Chromium: apt-get install chromium")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=FLAGS)
+        browser = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_FLAGS))
         page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(page_path.resolve().as_uri(), wait_until="load")
         page.screenshot(path=str(out))

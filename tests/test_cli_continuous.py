@@ -221,3 +221,18 @@ def test_tune_schedule_needs_held_out_data(tmp_path, capsys):
     assert not (run / "tuned_schedule.json").exists()
     err = _error(["tune-schedule", str(run), "--steps", "3", "--criterion", "neg_log_p"], capsys)
     assert "--criterion 'neg_log_p' does not apply to data 'file'" in err
+
+
+def test_tune_schedule_default_n_grows_with_k_on_vector_data():
+    """At K >= 10 the energy criterion of 2000 samples is as noisy as the grids' differences
+    (docs/continuous.md), so vector runs default to 10,000 there; images keep 2000."""
+    from types import SimpleNamespace
+
+    from difflab.app.config_files import load_config
+    from difflab.app.tune import default_n
+
+    toy = SimpleNamespace(config=load_config(None, []))
+    digits_toml = Path(__file__).resolve().parents[1] / "configs" / "digits.toml"
+    digits = SimpleNamespace(config=load_config(digits_toml, []))
+    assert [default_n(toy, k) for k in (3, 9, 10, 20)] == [2000, 2000, 10_000, 10_000]
+    assert default_n(digits, 20) == 2000

@@ -18,19 +18,8 @@ import numpy as np
 import pytest
 
 from difflab.app.report import write_report
+from difflab.app.report.chromium import CHROMIUM_FLAGS, chromium_executable
 from report_page import parse, write_wav
-
-#: Flags for headless Chromium as root on a machine without a network (no sandbox, GPU, QUIC,
-#: background services or first-run checks, each of which would try to reach the network).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 DOM = """() => ({
   images: Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete,
@@ -52,9 +41,7 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None
-    )
+    executable = chromium_executable()
     if executable is None:
         _unavailable("no Chromium on this machine (apt-get install chromium; .ci/run does)")
     try:
@@ -62,7 +49,7 @@ def browser():
     except ImportError:
         _unavailable("playwright is not installed (pip install -e '.[dev]')")
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        launched = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_FLAGS))
         yield launched
         launched.close()
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import safetensors.torch
-import scipy.linalg
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -145,9 +144,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # tr (S_a S_b)^(1/2) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD
     # matrix: stable even when a covariance is singular (dead ReLU features).
-    w, v = scipy.linalg.eigh(cov_a)
+    w, v = np.linalg.eigh(cov_a)
     root_a = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-    trace_root = np.sqrt(np.clip(scipy.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)).sum()
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)).sum()
     value = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
     return max(value, 0.0)
 

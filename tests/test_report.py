@@ -272,3 +272,22 @@ def test_doctor_saves_its_findings(complete_run, capsys):
     checks = [f["check"] for f in record["findings"]]
     assert checks[:3] == ["data", "schedule", "checkpoint"] and "samples" in checks
     assert all(set(f) == {"check", "level", "message", "fix"} for f in record["findings"])
+
+
+@pytest.mark.parametrize(
+    ("loss", "variance", "shown"),
+    [
+        ("simple", "large", "t drawn auto: lognormal"),
+        ("hybrid", "learned_range", "t drawn auto: antithetic"),
+        ("simple", "large", "t drawn uniform"),
+    ],
+)
+def test_overview_says_what_auto_timesteps_draw(complete_run, tmp_path, loss, variance, shown):
+    """loss.timesteps = "auto" (the default) is shown as what it resolves to for the loss."""
+    run = _copy(complete_run, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["loss"]["name"], config["model"]["variance"] = loss, variance
+    config["loss"]["timesteps"] = "uniform" if shown.endswith("uniform") else "auto"
+    (run / "config.json").write_text(json.dumps(config))
+    text = " ".join(check_page(build_report([run])).text.split())
+    assert shown in text

@@ -205,6 +205,12 @@ class TimestepSampler:
         self.counts = state["counts"].to(torch.long).clone()
 
 
+def auto_method(reweights: bool) -> TimestepSampling:
+    """What "auto" draws for an objective that may (``reweights``) or may not reweight its
+    loss over t: lognormal, or antithetic."""
+    return TimestepSampling.LOGNORMAL if reweights else TimestepSampling.ANTITHETIC
+
+
 def as_timestep_sampler(
     timesteps: TimestepSampler | TimestepSampling | str,
     T: int,
@@ -223,7 +229,7 @@ def as_timestep_sampler(
         return timesteps
     method = parse_enum(TimestepSampling, timesteps, "loss.timesteps")
     if method is TimestepSampling.AUTO:
-        method = TimestepSampling.ANTITHETIC if sigmas is None else TimestepSampling.LOGNORMAL
+        method = auto_method(sigmas is not None)
     if method is TimestepSampling.LOGNORMAL:
         if sigmas is None:
             raise ValueError(

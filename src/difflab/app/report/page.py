@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import difflab
+from difflab.app.registry import LOSSES
 from difflab.app.report import html
 from difflab.app.report.compare import render_comparison
 from difflab.app.report.html import Raw, esc, fmt
@@ -20,6 +21,7 @@ from difflab.app.report.sections import (
     render_section,
 )
 from difflab.app.run import require_run_dir
+from difflab.timesteps import TimestepSampling, auto_method
 from difflab.training import checkpoint as ckpt
 
 
@@ -75,7 +77,10 @@ def overview(run: RunDir) -> Raw:
             f"{fmt(g('model.name'))}, predicts {fmt(g('model.prediction'))}, variance "
             f"{fmt(g('model.variance'))}"
         )
-        loss = f"{fmt(g('loss.name'))}, t drawn {fmt(g('loss.timesteps'))}; schedule "
+        draw = g("loss.timesteps")
+        if draw == TimestepSampling.AUTO and g("loss.name") in LOSSES:
+            draw = f"auto: {auto_method(getattr(LOSSES[g('loss.name')].fn, 'reweights', False))}"
+        loss = f"{fmt(g('loss.name'))}, t drawn {fmt(draw)}; schedule "
         loss += f"{fmt(g('schedule.name'))}, T = {fmt(g('schedule.T'))}"
         if is_continuous(run):
             loss = f"{fmt(g('loss.name'))}, a continuous-time formulation"

@@ -108,6 +108,7 @@ class TimestepSampler:
                 raise ValueError(f"a fixed timestep law needs {self.T} non-negative masses")
             fixed = fixed / fixed.sum()
         self.fixed = fixed
+        self._cdf = None if fixed is None else fixed.cumsum(0)  # the inverse-CDF draw's table
         if history < 1 or not 0 < uniform_floor <= 1:
             raise ValueError("importance sampling needs history >= 1 and 0 < uniform_floor <= 1")
         self.history = int(history)
@@ -144,8 +145,9 @@ class TimestepSampler:
         if self.fixed is not None:  # inverse CDF of the fixed law; weights 1 (see the module)
             gen_device = generator.device if generator is not None else torch.device("cpu")
             u = torch.rand(batch_size, generator=generator, device=gen_device, dtype=torch.float64)
-            cdf = self.fixed.cumsum(0).to(gen_device)
-            t = torch.searchsorted(cdf, u, right=True).clamp_(max=self.T - 1)
+            if self._cdf.device != u.device:
+                self._cdf = self._cdf.to(u.device)
+            t = torch.searchsorted(self._cdf, u, right=True).clamp_(max=self.T - 1)
             return t.to(device), torch.ones(batch_size, device=device)
         if self.method is TimestepSampling.IMPORTANCE and self.warmed_up:
             p = self.probabilities()

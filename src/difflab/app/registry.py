@@ -380,6 +380,13 @@ def following_defaults(loss_name: str, data_name: str) -> dict[str, Any]:
     return out
 
 
+def reweights_t(loss_name: str) -> bool:
+    """Whether the objective of ``loss_name`` may reweight its loss over t (its class's
+    ``reweights``: the simple loss; a bound must average uniformly over t), which is what
+    ``loss.timesteps`` "lognormal" needs and what "auto" resolves by."""
+    return bool(getattr(LOSSES[loss_name].fn, "reweights", False))
+
+
 def keys_read(key: str, name: str) -> set[str]:
     """Every config key (``section.key``) that the row of ``name`` reads."""
     row = lookup(key, name)

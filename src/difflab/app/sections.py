@@ -371,7 +371,8 @@ class LossConfig:
         """lognormal t only for the simple loss; p_mean / p_std of the simple loss only with
         it (EDM reads them too)."""
         lognormal = self.timesteps == TimestepSampling.LOGNORMAL
-        if lognormal and self.name != "simple":
+        reweights = registry.reweights_t(self.name)
+        if lognormal and not reweights:
             raise ValueError(
                 f"loss.timesteps = 'lognormal' is not read for loss.name = {self.name!r}: it "
                 "reweights the loss over t, which only the simple loss may (a bound averages "
@@ -379,10 +380,10 @@ class LossConfig:
             )
         moved = [k for k in ("p_mean", "p_std") if getattr(self, k) != _default(LossConfig, k)]
         auto = self.timesteps == TimestepSampling.AUTO
-        if self.name == "simple" and not (lognormal or auto) and moved:
+        if reweights and not (lognormal or auto) and moved:
             raise ValueError(
-                f"loss.{moved[0]} is read for loss.name = 'simple' only with loss.timesteps = "
-                "'lognormal' (or 'auto'); set that or remove it"
+                f"loss.{moved[0]} is read for loss.name = {self.name!r} only with "
+                "loss.timesteps = 'lognormal' (or 'auto'); set that or remove it"
             )
 
 

@@ -196,6 +196,12 @@ def _check(run, cfg, build, grids, result, k0, *, data_path, n, seed, seeds) -> 
             "tuned_beats_best_fixed": medians["tuned"] < medians[best]}  # fmt: skip
 
 
+#: Default --n: samples per criterion evaluation. From ``LARGE_K`` steps on vector data the
+#: energy criterion of 2000 samples is as noisy as the fixed grids' differences (measured,
+#: docs/continuous.md), so the search fits its noise; 10,000 costs ~2 minutes on 2 cores.
+DEFAULT_N, LARGE_K, LARGE_K_N = 2000, 10, 10_000
+
+
 def format_result(content: dict[str, Any], path: Path) -> list[str]:
     crit, check, cost = content["criterion"], content["check"], content["cost"]
     lines = [
@@ -210,9 +216,10 @@ def format_result(content: dict[str, Any], path: Path) -> list[str]:
     levels = ", ".join(f"{s:.4g}" for s in content["sigma_bars"])
     noise = "".join(f", {k} = {v:.3g}" for k, v in content["noise"].items())
     verdict = "beats" if check["tuned_beats_best_fixed"] else "does NOT beat"
+    larger = max(LARGE_K_N, 2 * crit["n"])
     hint = "" if check["tuned_beats_best_fixed"] else (
         f": at n = {crit['n']} the criterion's noise is as large as the grids' differences "
-        "(the search fitted it); tune again with a larger --n, e.g. --n 10000"
+        f"(the search fitted it); tune again with a larger --n, e.g. --n {larger}"
     )  # fmt: skip
     lines += [
         f"tuned levels (sigma): {levels}{noise}",
@@ -222,12 +229,6 @@ def format_result(content: dict[str, Any], path: Path) -> list[str]:
         f"wrote {path}; sample with: difflab sample {path.parent} --schedule tuned",
     ]
     return lines
-
-
-#: Default --n: samples per criterion evaluation. From ``LARGE_K`` steps on vector data the
-#: energy criterion of 2000 samples is as noisy as the fixed grids' differences (measured,
-#: docs/continuous.md), so the search fits its noise; 10,000 costs ~2 minutes on 2 cores.
-DEFAULT_N, LARGE_K, LARGE_K_N = 2000, 10, 10_000
 
 
 def default_n(run, steps: int) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import difflab
-from difflab.app.registry import LOSSES
+from difflab.app.registry import LOSSES, reweights_t
 from difflab.app.report import html
 from difflab.app.report.compare import render_comparison
 from difflab.app.report.html import Raw, esc, fmt
@@ -79,7 +79,7 @@ def overview(run: RunDir) -> Raw:
         )
         draw = g("loss.timesteps")
         if draw == TimestepSampling.AUTO and g("loss.name") in LOSSES:
-            draw = f"auto: {auto_method(getattr(LOSSES[g('loss.name')].fn, 'reweights', False))}"
+            draw = f"auto: {auto_method(reweights_t(g('loss.name')))}"
         loss = f"{fmt(g('loss.name'))}, t drawn {fmt(draw)}; schedule "
         loss += f"{fmt(g('schedule.name'))}, T = {fmt(g('schedule.T'))}"
         if is_continuous(run):

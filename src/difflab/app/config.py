@@ -1,7 +1,8 @@
-"""Run configuration: the sections (``app/sections.py``) together, checked across sections
-against the registry, read from TOML, overridden with ``--set section.key=value`` and written as
-JSON into every run (reading and writing: ``app/config_files.py``). Math modules never import
-this file: ``app/build.py`` turns a config into constructor arguments.
+"""Run configuration: the sections (``app/sections.py``, ``app/sections_run.py``,
+``app/sections_audio.py``) together, checked across sections against the registry, read from
+TOML, overridden with ``--set section.key=value`` and written as JSON into every run (reading and
+writing: ``app/config_files.py``). Math modules never import this file: ``app/build.py`` turns a
+config into constructor arguments.
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ from typing import Any
 from difflab.app import registry
 from difflab.app.registry import DIFFUSION, LOSSES, MODELS, SAMPLERS, VOCODER
 from difflab.app.sections import (
-    LABEL_DROPOUT,
     MAX_N_TRAIN,
     MAX_T,
     DataConfig,
-    EvaluateConfig,
     LossConfig,
     ModelConfig,
-    SampleConfig,
     ScheduleConfig,
-    TrainConfig,
     _check,
 )
 from difflab.app.sections_audio import MelConfig
+from difflab.app.sections_run import LABEL_DROPOUT, EvaluateConfig, SampleConfig, TrainConfig
 
 __all__ = [
     "MAX_N_TRAIN",

@@ -48,7 +48,8 @@ from difflab.app.evaluate import evaluate_run
 from difflab.app.run import Run, load_run
 from difflab.app.train import train_run
 from difflab.app.tune import tune_schedule
-from difflab.data.toy import sample_toy, toy_log_prob
+from difflab.data.toy import sample_toy
+from difflab.data.toy_density import toy_log_prob
 from difflab.metrics import EnergyDistanceTo
 
 FORMULATIONS = {"ddpm_v": "simple", "vp_continuous": "vp_continuous", "edm": "edm",

@@ -22,7 +22,7 @@ import torch
 
 from difflab.app.evaluate import bound_per_example, held_out_data, ode_per_example
 from difflab.app.run import load_run
-from difflab.data.toy import toy_log_prob
+from difflab.data.toy_density import toy_log_prob
 
 
 def main() -> None:

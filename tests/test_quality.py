@@ -17,7 +17,7 @@ def test_precision_of_data_is_the_entropy_and_blur_raises_it(name):
     reference = sample_toy(name, 4000, seed=1)
     data = sample_toy(name, 4000, seed=2)
     same = precision(name, data, reference)
-    from difflab.data.toy import toy_log_prob
+    from difflab.data.toy_density import toy_log_prob
 
     se = float(np.std(-toy_log_prob(name, data)) / np.sqrt(len(data)))
     assert abs(same["excess"]) < 5 * se * np.sqrt(2)

@@ -32,7 +32,7 @@ def energy_criterion(held_out: np.ndarray, data_name: str) -> Criterion:
 
 def neg_log_p_criterion(held_out: np.ndarray, data_name: str) -> Criterion:
     """The mean exact -log p(x) of samples under the toy generator ``data_name``."""
-    from difflab.data.toy import toy_log_prob
+    from difflab.data.toy_density import toy_log_prob
 
     def value(samples: np.ndarray) -> float:
         neg = -toy_log_prob(data_name, samples.reshape(samples.shape[0], -1))

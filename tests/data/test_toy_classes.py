@@ -17,12 +17,10 @@ from difflab.data.toy import (
     gaussians_centers,
     sample_toy,
     sample_toy_labelled,
-    toy_class_log_prob,
-    toy_class_posterior,
-    toy_log_prob,
     toy_names,
     toy_num_classes,
 )
+from difflab.data.toy_density import toy_class_log_prob, toy_class_posterior, toy_log_prob
 
 EDGES = np.linspace(-3.0, 3.0, 25)
 MIXTURES = [n for n in toy_names() if toy_num_classes(n) is not None]

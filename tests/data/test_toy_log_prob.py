@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from difflab.data.toy import sample_toy, toy_log_prob, toy_names
+from difflab.data.toy import sample_toy, toy_names
+from difflab.data.toy_density import toy_log_prob
 
 EDGES = np.linspace(-3.0, 3.0, 25)
 N_SAMPLES = 1_000_000

@@ -1,6 +1,6 @@
 """How good are a class-conditional run's samples, class by class.
 
-Toy mixtures, from the generator's exact class-conditional densities (data/toy.py):
+Toy mixtures, from the generator's exact class-conditional densities (data/toy_density.py):
 
 - accuracy: the fraction of samples whose most probable class under the exact p(c | x) is the
   class they were asked for (samples off every class's support count as wrong), beside the
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from difflab.app.datasets import REFERENCE_SEED, reference_class_data
-from difflab.data.toy import toy_class_log_prob, toy_class_posterior, toy_num_classes
+from difflab.data.toy import toy_num_classes
+from difflab.data.toy_density import toy_class_log_prob, toy_class_posterior
 from difflab.metrics import compare_to_reference, spread_ratio, summarize_classes
 
 #: Fresh points per class for the true conditional entropy H(x | c) (Monte Carlo, se ~ 1e-2).

@@ -51,13 +51,8 @@ from difflab.app.run import Run
 from difflab.app.sample import check_count, nonfinite_cause, nonfinite_rows
 from difflab.atomic import atomic_write_json
 from difflab.data.files import load_labelled_vectors, load_vectors
-from difflab.data.toy import (
-    sample_toy,
-    sample_toy_labelled,
-    toy_class_log_prob,
-    toy_log_prob,
-    toy_num_classes,
-)
+from difflab.data.toy import sample_toy, sample_toy_labelled, toy_num_classes
+from difflab.data.toy_density import toy_class_log_prob, toy_log_prob
 from difflab.likelihood import ode_nll
 from difflab.losses.vlb import full_bound
 from difflab.noise import DiscreteProcess

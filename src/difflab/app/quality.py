@@ -13,7 +13,8 @@ import numpy as np
 from difflab.app.class_quality import conditional_metrics, format_conditional
 from difflab.app.datasets import REFERENCE_SEED, is_toy, reference_data
 from difflab.app.run import Run
-from difflab.data.toy import sample_toy, toy_log_prob
+from difflab.data.toy import sample_toy
+from difflab.data.toy_density import toy_log_prob
 from difflab.metrics import compare_to_reference
 
 

@@ -118,6 +118,10 @@ def test_config_errors(capsys, tmp_path):
     assert "a vocoder run needs audio data, a vocoder model and its loss" in err
     err = _error(capsys, ["train", str(CONFIG), *_sets("sample.sampler=langevin"), "--dry-run"])
     assert "cannot vocode" in err
+    err = _error(capsys, ["train", str(CONFIG), *_sets("loss.level_draw=uniform"), "--dry-run"])
+    assert "unknown loss.level_draw 'uniform'; choose one of 'paper', 'log_uniform'" in err
+    err = _error(capsys, ["train", *_sets("loss.level_draw=log_uniform"), "--dry-run"])
+    assert "loss.level_draw = 'log_uniform' is not read for loss.name = 'simple'" in err
     empty = tmp_path / "empty"
     empty.mkdir()
     err = _error(capsys, ["train", str(CONFIG), *_sets("data.name=audio", f"data.path={empty!s}"),

@@ -12,6 +12,7 @@ import torch
 from difflab.audio.mel import MelSettings, MelSpectrogram
 from difflab.losses.wavegrad import (
     WaveGradObjective,
+    draw_log_uniform_levels,
     draw_noise_levels,
     noise_levels,
     q_sample_level,
@@ -69,6 +70,43 @@ def test_drawn_levels_lie_between_their_adjacent_levels():
     assert float((counts - 0.1).abs().max()) < 0.01
     pos = ((l.double() - lo.double()) / (hi.double() - lo.double())).mean()
     assert float(pos) == pytest.approx(0.5, abs=0.005)
+
+
+def test_log_uniform_levels_spread_the_noise_std_evenly_over_its_decades():
+    """level_draw = "log_uniform": l within [l_S, l_1] of the schedule and log sigma uniform
+    (sigma = sqrt(1 - l^2)): each tenth of the log range holds 10 % +- 1 % of 200k draws
+    (5 se); the paper's draw, against it, puts 0.4 % below sigma = 0.01 and this one a third."""
+    levels = noise_levels(SCHEDULE)
+    lo, hi = (float(torch.sqrt(1 - levels[i] ** 2)) for i in (1, -1))
+    g = torch.Generator().manual_seed(4)
+    l32 = draw_log_uniform_levels(levels, 200_000, generator=g)
+    # within [l_S, l_1] as float32 rounds them (float32 resolves sigma to ~6 % at 1e-3)
+    assert float(l32.min()) >= float(levels[-1].float()) and float(l32.max()) <= float(
+        levels[1].float()
+    )
+    l = l32.double()
+    sigma = torch.sqrt(1 - l * l)
+    pos = (sigma.log() - math.log(lo)) / (math.log(hi) - math.log(lo))
+    counts = torch.bincount((pos * 10).long().clamp(0, 9), minlength=10).double() / 200_000
+    assert float((counts - 0.1).abs().max()) < 0.01
+    below = float((sigma < 0.01).double().mean())
+    assert below == pytest.approx(math.log(0.01 / lo) / math.log(hi / lo), abs=0.005)
+    _, paper = draw_noise_levels(levels, 200_000, generator=g)
+    assert float((torch.sqrt(1 - paper.double() ** 2) < 0.01).double().mean()) < 0.01
+
+
+def test_the_objective_draws_by_level_draw():
+    """The objective's levels follow loss.level_draw: the median noise std of the paper's draw
+    is about 0.84, that of the log-uniform one sqrt(sigma_1 sigma_S), about 0.032, and that of
+    their half-and-half mixture between the two (about 0.34)."""
+    mel = MelSpectrogram(MelSettings())
+    g = torch.Generator().manual_seed(5)
+    for draw, median in (("paper", 0.844), ("log_uniform", 0.0316), ("mixed", 0.34)):
+        obj = WaveGradObjective(SCHEDULE, mel, level_draw=draw)
+        l = obj.draw_levels(20_000, generator=g, device=torch.device("cpu")).double()
+        assert float(torch.sqrt(1 - l * l).median()) == pytest.approx(median, rel=0.15)
+    with pytest.raises(ValueError, match="loss.level_draw"):
+        WaveGradObjective(SCHEDULE, mel, level_draw="uniform")
 
 
 class _Zero(torch.nn.Module):

@@ -238,7 +238,7 @@ LOSSES: dict[str, LossEntry] = {
     ),
     "wavegrad": LossEntry(
         WaveGradObjective, VOCODER, "WaveGrad: L1 on eps at a continuous noise level", "ddpm",
-        keys=("norm",), uses=("schedule", "mel"),
+        keys=("norm", "level_draw"), uses=("schedule", "mel"),
     ),
 }  # fmt: skip
 

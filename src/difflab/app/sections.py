@@ -19,7 +19,7 @@ from difflab.app.registry import DATASETS
 from difflab.choices import StrEnum, parse_enum
 from difflab.losses.flow import TimeDistribution
 from difflab.losses.score_matching import Projection
-from difflab.losses.wavegrad import Norm
+from difflab.losses.wavegrad import LevelDraw, Norm
 from difflab.models.embeddings import Activation
 from difflab.models.wavegrad import WaveGradLayout, layout_for
 from difflab.parameterization import Prediction
@@ -269,6 +269,8 @@ class ModelConfig:
 CONTINUOUS_LOSS_KEYS = (
     "sigma_data", "p_mean", "p_std", "time_distribution", "logit_mean", "logit_std",
 )  # fmt: skip
+#: Keys of [loss] that only WaveGrad's objective reads.
+WAVEGRAD_LOSS_KEYS = ("norm", "level_draw")
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,7 @@ class LossConfig:
     logit_mean: float = 0.0
     logit_std: float = 1.0
     norm: str = "l1"
+    level_draw: str = "paper"
 
     def __post_init__(self) -> None:
         registry.lookup("loss.name", self.name)
@@ -318,8 +321,9 @@ class LossConfig:
         _check(self.p_std > 0, "loss.p_std", self.p_std, "> 0 (EDM uses 1.2)")
         _choice(TimeDistribution, self.time_distribution, "loss.time_distribution")
         _check(self.logit_std > 0, "loss.logit_std", self.logit_std, "> 0")
-        _unread_keys(self, "loss.name", self.name, CONTINUOUS_LOSS_KEYS)
+        _unread_keys(self, "loss.name", self.name, (*CONTINUOUS_LOSS_KEYS, *WAVEGRAD_LOSS_KEYS))
         _choice(Norm, self.norm, "loss.norm")
+        _choice(LevelDraw, self.level_draw, "loss.level_draw")
         _choice(TimestepSampling, self.timesteps, "loss.timesteps")
         self._check_lognormal_timesteps()
         _choice(Projection, self.projection, "loss.projection")

@@ -127,17 +127,27 @@ def main() -> None:
     p.add_argument("--tune-clips", type=int, default=4)
     p.add_argument("--full-steps", type=int, default=1000, help="the 'all iterations' row")
     p.add_argument("--full-clips", type=int, default=2, help="clips for 6 vs --full-steps")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a config override for training (repeatable), e.g. --set train.lr=0.004",
+    )
     p.add_argument("--skip-train", action="store_true", help="reuse OUT/run")
     p.add_argument("--results", type=Path, help="default: benchmarks/results/wavegrad.json")
     args = p.parse_args()
     run = args.out / "run"
     load = os.getloadavg()
-    result: dict = {"load_average_at_start": load, "threads": torch.get_num_threads()}
+    result: dict = {"load_average_at_start": load, "threads": torch.get_num_threads(),
+                    "overrides": args.overrides}  # fmt: skip
     if not args.skip_train:
         args.out.mkdir(parents=True, exist_ok=True)
         sets = ["--set", "train.checkpoint_minutes=5"]
         if args.steps is not None:
             sets += ["--set", f"train.steps={args.steps}"]
+        sets += [arg for item in args.overrides for arg in ("--set", item)]
         result["train_wall_s"] = _run(
             ["train", str(ROOT / "configs/wavegrad.toml"), *sets, "--out", str(run), "--quiet"],
             timeout=args.minutes * 60,

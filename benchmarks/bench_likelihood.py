@@ -20,7 +20,8 @@ import time
 import numpy as np
 import torch
 
-from difflab.app.evaluate import bound_per_example, held_out_data, ode_per_example
+from difflab.app.evaluate import bound_per_example, ode_per_example
+from difflab.app.held_out import held_out_data
 from difflab.app.run import load_run
 from difflab.data.toy_density import toy_log_prob
 

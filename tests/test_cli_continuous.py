@@ -62,6 +62,7 @@ def test_training_records_the_measured_data_scale(runs):
         ["--sampler", "ddpm", "--steps", "8", "--rho", "3"],
         ["--sampler", "euler", "--steps", "3", "--sigma-min", "0.01"],
         ["--sampler", "pc", "--steps", "4"],
+        ["--sampler", "dpmpp2m_sde", "--steps", "5", "--noise-grid", "logsnr"],
     ],
 )
 def test_every_sampler_samples_every_formulation(runs, tmp_path, flags, capsys):

@@ -103,7 +103,8 @@ def test_wrong_sampler_for_a_run_is_a_one_line_error(tiny_run, tmp_path):
     result = run_cli("sample", str(tiny_run), "--sampler", "langevin", "--quiet")
     assert result.returncode == 2
     assert result.stderr.startswith("difflab: error: sample.sampler = 'langevin'")
-    assert "'ddpm', 'ddim', 'euler', 'heun', 'dpmpp2m', 'dpmpp3m', 'edm', 'pc'" in result.stderr
+    names = "'ddpm', 'ddim', 'euler', 'heun', 'dpmpp2m', 'dpmpp3m', 'dpmpp2m_sde', 'edm', 'pc'"
+    assert names in result.stderr
     assert result.stderr.count("\n") == 1
     run_dir = train(tmp_path, *NCSN)
     assert main(["sample", run_dir, "--sampler", "ddpm", "--quiet"]) == 2

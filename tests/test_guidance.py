@@ -23,6 +23,7 @@ from difflab.samplers import (
     ddim_sample,
     ddpm_sample,
     dpmpp2m_sample,
+    dpmpp2m_sde_sample,
     dpmpp3m_sample,
     euler_sample,
     heun_sample,
@@ -130,6 +131,9 @@ SAMPLERS = {
     "dpmpp2m": lambda d, shape, g: dpmpp2m_sample(d, shape, grid=timestep_grid(T, 50), generator=g),
     "dpmpp3m": lambda d, shape, g: dpmpp3m_sample(d, shape, grid=timestep_grid(T, 50), generator=g),
     "pc": lambda d, shape, g: pc_sample(d, shape, generator=g),
+    "dpmpp2m_sde": lambda d, shape, g: dpmpp2m_sde_sample(
+        d, shape, grid=timestep_grid(T, 50), generator=g
+    ),
 }
 
 

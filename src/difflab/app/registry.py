@@ -44,6 +44,7 @@ from difflab.samplers import (
     ddim_sample,
     ddpm_sample,
     dpmpp2m_sample,
+    dpmpp2m_sde_sample,
     dpmpp3m_sample,
     edm_sample,
     euler_sample,
@@ -151,6 +152,9 @@ SAMPLERS: dict[str, SamplerEntry] = {
     "heun": SamplerEntry(heun_sample, DIFFUSION, "probability-flow ODE, Heun (Karras 2022)"),
     "dpmpp2m": SamplerEntry(dpmpp2m_sample, DIFFUSION, "DPM-Solver++(2M) (Lu et al. 2022)"),
     "dpmpp3m": SamplerEntry(dpmpp3m_sample, DIFFUSION, "DPM-Solver++(3M), third order"),
+    "dpmpp2m_sde": SamplerEntry(
+        dpmpp2m_sde_sample, DIFFUSION, "SDE-DPM-Solver++(2M): the reverse SDE, second order"
+    ),
     "edm": SamplerEntry(
         edm_sample,
         DIFFUSION,

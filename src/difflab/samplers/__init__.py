@@ -8,7 +8,7 @@ Langevin samplers take a score instead (``langevin.py``)."""
 from difflab.samplers._chain import ChainResult, run_chain
 from difflab.samplers.ddim import ddim_invert, ddim_sample
 from difflab.samplers.ddpm import ddpm_sample, ddpm_step
-from difflab.samplers.dpm_solver import dpmpp2m_sample, dpmpp3m_sample
+from difflab.samplers.dpm_solver import dpmpp2m_sample, dpmpp2m_sde_sample, dpmpp3m_sample
 from difflab.samplers.edm import edm_sample
 from difflab.samplers.grids import FinalStep, Grid, noise_level_grid
 from difflab.samplers.langevin import (
@@ -32,6 +32,7 @@ __all__ = [
     "ddpm_sample",
     "ddpm_step",
     "dpmpp2m_sample",
+    "dpmpp2m_sde_sample",
     "dpmpp3m_sample",
     "edm_sample",
     "euler_sample",

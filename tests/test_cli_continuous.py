@@ -117,6 +117,20 @@ def test_tune_schedule_and_sample_with_it(runs, tmp_path, capsys):
     assert any("tune again with a larger --n" in line for line in lines) == beats
 
 
+def test_tune_schedule_tunes_the_sde_noise(runs, tmp_path, capsys):
+    """For dpmpp2m_sde the search's noise knob is sample.sde_eta (in [0, 1]); the tuned value is
+    what --schedule tuned samples with, and --sde-eta cannot override it."""
+    run = _copy(runs["flow_matching"], tmp_path)
+    args = ["tune-schedule", str(run), "--steps", "3", "--sampler", "dpmpp2m_sde", "--n", "300"]
+    assert main([*args, "--budget", "6", "--check-seeds", "1"]) == 0
+    content = json.loads((run / "tuned_schedule.json").read_text())
+    assert set(content["noise"]) == {"sde_eta"} and 0 <= content["noise"]["sde_eta"] <= 1
+    assert "sde_eta = " in capsys.readouterr().out
+    sample = ["sample", str(run), "--schedule", "tuned", "--n", "8", "--quiet"]
+    assert main([*sample, "--out", str(tmp_path / "x.npy")]) == 0
+    assert "--sde-eta is fixed by the tuned schedule" in _error([*sample, "--sde-eta", "0"], capsys)
+
+
 def _error(args: list[str], capsys) -> str:
     assert main(args) == 2
     err = capsys.readouterr().err.strip()

@@ -20,6 +20,7 @@ def test_every_sampler_from_the_cli(tiny_run, tmp_path, capsys):
         ["--sampler", "euler", "--steps", "50"],
         ["--sampler", "heun", "--steps", "5", "--spacing", "quadratic"],
         ["--sampler", "dpmpp2m", "--steps", "10", "--spacing", "leading"],
+        ["--sampler", "dpmpp2m_sde", "--steps", "10", "--sde-eta", "0.5"],
     ):
         out = tmp_path / f"{args[1]}-{args[3]}.npy"
         assert (
@@ -44,6 +45,9 @@ def test_every_sampler_from_the_cli(tiny_run, tmp_path, capsys):
         (["--sampler", "plms"], "unknown sample.sampler 'plms'"),
         (["--sampler", "ddim", "--spacing", "even"], "unknown sample.spacing 'even'"),
         (["--sampler", "heun", "--eta", "0.5"], "--eta applies to the ddim sampler only"),
+        (["--sampler", "dpmpp2m_sde", "--sde-eta", "1.3"], "sample.sde_eta = 1.3 is invalid"),
+        (["--sampler", "dpmpp2m_sde", "--eta", "0.5"], "--eta applies to the ddim sampler only"),
+        (["--sampler", "ddim", "--sde-eta", "0.5"], "--sde-eta applies to the dpmpp2m_sde"),
     ],
 )
 def test_bad_sampling_input_is_one_line_exit_2(tiny_run, capsys, args, needle):
@@ -79,8 +83,11 @@ def test_bench_samplers(tiny_run, tmp_path, capsys):
         (["--samplers", "ddim,plms"], "unknown sampler 'plms'"),
         (["--spacing", "even"], "unknown sample.spacing"),
         (["--eta", "1.5"], "sample.eta"),
+        (["--samplers", "dpmpp2m_sde", "--sde-eta", "-1"], "sample.sde_eta = -1.0 is invalid"),
+        (["--samplers", "heun", "--sde-eta", "0.5"], "--sde-eta applies to the dpmpp2m_sde"),
     ]:
         capsys.readouterr()
         assert main(["bench-samplers", str(tiny_run), "--n", "50", *args]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("difflab: error:") and needle in err and err.count("\n") == 1
+

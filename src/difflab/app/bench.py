@@ -31,7 +31,7 @@ from difflab.app.quality import sample_metrics
 from difflab.app.registry import DIFFUSION, LOSSES, SAMPLERS
 from difflab.app.resources import check_sampling_fits
 from difflab.app.run import Run, load_run
-from difflab.app.sample import check_count, check_sampler_flags
+from difflab.app.sample import check_count, check_sampler_flags, noise_flags
 from difflab.app.sections import check_seed
 from difflab.atomic import atomic_write_json
 from difflab.samplers.grids import MAX_STEPS
@@ -148,6 +148,7 @@ def bench_samplers(
         "T": run.schedule.T,
         "spacing": run.config.sample.spacing,
         "eta": run.config.sample.eta,
+        "sde_eta": run.config.sample.sde_eta,
         "n": n,
         "seed": seed,
         "floor_draws": floor_draws,
@@ -227,9 +228,9 @@ def command(args: argparse.Namespace) -> int:
     draws = 1 + args.floor_draws  # the noise floors' data draws
     check_sampling_fits(run.config, run.data.shape, args.n, run.device, copies=draws)
     used = sorted({name for name, _ in plan})
-    check_sampler_flags(run, {"eta": args.eta}, samplers=used, sampler_flag="--samplers")
+    check_sampler_flags(run, noise_flags(args), samplers=used, sampler_flag="--samplers")
     check_folder_writable(run.run_dir / "plots", flag=f"bench-samplers {run.run_dir}")
-    run.override_sampling(eta=args.eta, spacing=args.spacing, **level_overrides(args))
+    run.override_sampling(spacing=args.spacing, **noise_flags(args), **level_overrides(args))
     set_guidance(run, args.guidance)
     print(table_header(run))
     result = bench_samplers(

@@ -27,7 +27,7 @@ from difflab.app.outputs import Outputs, check_folder_writable
 from difflab.app.quality import sample_metrics
 from difflab.app.resources import check_sampling_fits
 from difflab.app.run import Run, load_run
-from difflab.app.sample import check_count, check_sampler_flags
+from difflab.app.sample import check_count, check_sampler_flags, noise_flags
 from difflab.app.sections import check_seed
 from difflab.atomic import atomic_write_json
 
@@ -183,9 +183,9 @@ def command(args: argparse.Namespace) -> int:
     scales = _scales(args.scales)
     run = load_run(args.run_dir)
     run.override_sampling(
-        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing
+        sampler=args.sampler, steps=args.steps, spacing=args.spacing, **noise_flags(args)
     )
-    check_sampler_flags(run, {"eta": args.eta})
+    check_sampler_flags(run, noise_flags(args))
     check_bench_guidance(run, scales, n=args.n, floor_draws=args.floor_draws)
     check_folder_writable(run.run_dir / "plots", flag=f"bench-guidance {run.run_dir}")
     print(HEADER)

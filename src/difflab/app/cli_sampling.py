@@ -97,8 +97,9 @@ def tune_schedule_parser(sub) -> None:
         help="search the K noise levels of a sampler that minimise a held-out criterion",
         description="WaveGrad's schedule search, generalised: starting from the best fixed grid "
         "(karras, logsnr, time; a discrete run's spacing), a compass search over the K noise "
-        "levels (and DDIM's eta or EDM's s_churn) minimises a criterion on held-out data (toy: "
-        "a fresh draw; file runs: --data; images: the validation split) with one fixed seed; "
+        "levels (and DDIM's eta, dpmpp2m_sde's sde_eta or EDM's s_churn) minimises a criterion "
+        "on held-out data (toy: a fresh draw; file runs: --data; images: the validation split) "
+        "with one fixed seed; "
         "the result is then checked on fresh seeds against an independent draw. Writes "
         "RUN_DIR/tuned_schedule.json; sample with `difflab sample RUN --schedule tuned`. "
         "Audio runs: the criterion is the log-mel distance of --clips validation clips vocoded "
@@ -162,6 +163,12 @@ def bench_samplers_parser(sub) -> None:
         "--floor-draws", type=int, default=5, help="data draws for the noise floors (default 5)"
     )
     p.add_argument("--eta", type=float, help="DDIM's eta in [0, 1] (default: sample.eta)")
+    p.add_argument(
+        "--sde-eta",
+        type=float,
+        help="dpmpp2m_sde only: its noise scale in [0, 1] (1 the reverse SDE, default; 0 the "
+        "probability-flow ODE)",
+    )
     p.add_argument(
         "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
     )
@@ -240,6 +247,12 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
         "--eta",
         type=float,
         help=f"{eta_readers} only: noise scale in [0, 1] (0 deterministic, default)",
+    )
+    p.add_argument(
+        "--sde-eta",
+        type=float,
+        help="dpmpp2m_sde only: its noise scale in [0, 1] (1 the reverse SDE, default; 0 the "
+        "probability-flow ODE)",
     )
     p.add_argument(
         "--spacing",

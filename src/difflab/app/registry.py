@@ -141,6 +141,12 @@ class DatasetEntry:
     path_example: str | None = None
 
 
+def _dpmpp2m_sde(model, shape, *, sde_eta: float = 1.0, **kwargs):
+    """``dpmpp2m_sde_sample`` with ``sample.sde_eta`` as its eta (``sample.eta`` is DDIM's,
+    whose default differs)."""
+    return dpmpp2m_sde_sample(model, shape, eta=sde_eta, **kwargs)
+
+
 _GRID_KEYS = ("steps", "spacing", "grid", "sigma_min", "sigma_max", "rho", "final_step", "schedule")
 
 SAMPLERS: dict[str, SamplerEntry] = {
@@ -153,7 +159,11 @@ SAMPLERS: dict[str, SamplerEntry] = {
     "dpmpp2m": SamplerEntry(dpmpp2m_sample, DIFFUSION, "DPM-Solver++(2M) (Lu et al. 2022)"),
     "dpmpp3m": SamplerEntry(dpmpp3m_sample, DIFFUSION, "DPM-Solver++(3M), third order"),
     "dpmpp2m_sde": SamplerEntry(
-        dpmpp2m_sde_sample, DIFFUSION, "SDE-DPM-Solver++(2M): the reverse SDE, second order"
+        _dpmpp2m_sde,
+        DIFFUSION,
+        "SDE-DPM-Solver++(2M): the reverse SDE, second order",
+        keys=("sde_eta",),
+        noise_key="sde_eta",
     ),
     "edm": SamplerEntry(
         edm_sample,

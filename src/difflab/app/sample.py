@@ -128,6 +128,12 @@ def check_sampler_flags(
             )
 
 
+def noise_flags(args: argparse.Namespace) -> dict[str, float | None]:
+    """The sample.* values of the samplers' noise flags, --eta and --sde-eta (None: not
+    given)."""
+    return {"eta": args.eta, "sde_eta": args.sde_eta}
+
+
 def check_count(n: int | None, flag: str = "--n", *, least: int = 1) -> None:
     """A one-line error for a sample count below ``least``."""
     if n is not None and n < least:
@@ -154,7 +160,7 @@ def check_tuned_flags(tuned, args: argparse.Namespace) -> None:
                 f"the tuned schedule is for --sampler {tuned.sampler} --steps {tuned.steps}; "
                 f"drop --{flag} or tune again: difflab tune-schedule RUN --{flag} {value}"
             )
-    fixed = {"spacing": args.spacing, **level_overrides(args), "eta": args.eta}
+    fixed = {"spacing": args.spacing, **level_overrides(args), **noise_flags(args)}
     fixed = {k: v for k, v in fixed.items() if v is not None}
     fixed = {k: v for k, v in fixed.items() if not k.startswith("s_") or k in tuned.noise}
     if fixed:
@@ -192,14 +198,14 @@ def _sample(args: argparse.Namespace) -> int:
         return sample_audio(run, args)
     levels = level_overrides(args)
     run.override_sampling(
-        sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing,
-        schedule=args.schedule, **levels,
+        sampler=args.sampler, steps=args.steps, spacing=args.spacing, schedule=args.schedule,
+        **noise_flags(args), **levels,
     )  # fmt: skip
     tuned = run.tuned_schedule()
     if tuned is not None:
         check_tuned_flags(tuned, args)
         run.override_sampling(sampler=tuned.sampler)
-    flags = {"eta": args.eta, **{k: v for k, v in levels.items() if k.startswith("s_")}}
+    flags = {**noise_flags(args), **{k: v for k, v in levels.items() if k.startswith("s_")}}
     check_sampler_flags(run, flags)
     n = args.n or run.config.sample.n
     labels = requested_labels(run, args, n)

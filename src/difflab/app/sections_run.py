@@ -158,7 +158,9 @@ class SampleConfig:
     signal-to-noise ratio ``snr`` before every ancestral step.
 
     Diffusion samplers with K = ``steps`` < T visit K of the T steps chosen by ``spacing``;
-    ``eta`` is DDIM's noise scale (0 deterministic, 1 ancestral).
+    ``eta`` is DDIM's noise scale (0 deterministic, 1 ancestral); ``sde_eta`` that of
+    SDE-DPM-Solver++(2M) ("dpmpp2m_sde": 1 the reverse SDE, the default; 0 the probability-flow
+    ODE).
 
     Noise-level grids (samplers/grids.py; the grid of continuous formulations, and of a discrete
     schedule when set): ``grid`` (karras | logsnr | time; omitted: ``spacing`` for discrete
@@ -180,6 +182,7 @@ class SampleConfig:
     steps: int | None = None
     spacing: str = "linspace"
     eta: float = 0.0
+    sde_eta: float = 1.0
     n: int = 5000
     clip_x0: bool = False
     use_ema: bool = True
@@ -216,6 +219,12 @@ class SampleConfig:
             "sample.eta",
             self.eta,
             "a number in [0, 1] (0: deterministic DDIM, 1: ancestral)",
+        )
+        _check(
+            0.0 <= self.sde_eta <= 1.0,
+            "sample.sde_eta",
+            self.sde_eta,
+            "a number in [0, 1] (1: the reverse SDE, 0: the probability-flow ODE)",
         )
         _check(self.n >= 1, "sample.n", self.n, "an integer >= 1")
         _check(

@@ -1,6 +1,7 @@
 """``difflab tune-schedule RUN --steps K``: the K noise levels of a sampler (and, for a
-stochastic sampler, its noise: DDIM's eta, EDM's S_churn) that minimise a validation criterion
-on held-out data (schedule_search.py; WaveGrad's schedule search, generalised), written into
+stochastic sampler, its noise: DDIM's eta, dpmpp2m_sde's sde_eta, EDM's S_churn) that minimise
+a validation criterion on held-out data (schedule_search.py; WaveGrad's schedule search,
+generalised), written into
 the run as ``tuned_schedule.json``; ``difflab sample RUN --schedule tuned`` uses it.
 
 1. the held-out data: a fresh toy draw, the file of ``--data``, or the images' validation
@@ -104,8 +105,8 @@ def fixed_grids(run: Run, cfg: Config) -> dict[str, list[float]]:
 
 def _knob(cfg: Config, steps: int) -> Knob | None:
     key = SAMPLERS[cfg.sample.sampler].noise_key
-    if key == "eta":
-        return Knob("eta", cfg.sample.eta, 0.0, 1.0, 0.25)
+    if key in ("eta", "sde_eta"):
+        return Knob(key, getattr(cfg.sample, key), 0.0, 1.0, 0.25)
     if key == "s_churn":  # gamma = min(S_churn / K, sqrt(2) - 1) saturates at this S_churn
         top = steps * (math.sqrt(2) - 1)
         return Knob("s_churn", min(cfg.sample.s_churn, top), 0.0, top, top / 4)

@@ -23,7 +23,7 @@ import torch
 from difflab.app.audio_data import audio_clips, clip_features, mel_spectrogram
 from difflab.app.registry import LOSSES, SAMPLERS, VOCODER
 from difflab.app.run import Run, load_run
-from difflab.app.sample import check_sampler_flags
+from difflab.app.sample import check_sampler_flags, noise_flags
 from difflab.data.audio import read_audio, resample, write_wav
 from difflab.samplers import ChainResult
 from difflab.samplers._chain import Record
@@ -135,8 +135,8 @@ def command(args: argparse.Namespace) -> int:
         print(f"difflab: note: {args.input} is at {file_rate} Hz; resampled to the run's "
               f"{rate} Hz (the output is at {rate} Hz)", file=sys.stderr)  # fmt: skip
         audio = resample(audio, file_rate, rate)
-    run.override_sampling(sampler=args.sampler, eta=args.eta)
-    check_sampler_flags(run, {"eta": args.eta})
+    run.override_sampling(sampler=args.sampler, **noise_flags(args))
+    check_sampler_flags(run, noise_flags(args))
     schedule = inference_schedule(run, args.steps)
     _note_schedule(schedule, run)
     vocoded, wall = vocode_audio(run, audio, schedule, seed=args.seed, progress=not args.quiet)
@@ -156,8 +156,8 @@ def sample_audio(run: Run, args: argparse.Namespace) -> int:
     if out.suffix:
         raise ValueError(f"--out {out}: audio runs write a folder of WAV files; give a folder")
     clips = audio_clips(run.config, "test")[: args.n or run.config.sample.n]
-    run.override_sampling(sampler=args.sampler, steps=args.steps, eta=args.eta)
-    check_sampler_flags(run, {"eta": args.eta})
+    run.override_sampling(sampler=args.sampler, steps=args.steps, **noise_flags(args))
+    check_sampler_flags(run, noise_flags(args))
     schedule = inference_schedule(run, args.steps)
     _note_schedule(schedule, run)
     out.mkdir(parents=True, exist_ok=True)

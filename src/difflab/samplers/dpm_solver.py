@@ -32,6 +32,19 @@ For x0_hat on the line through the last two evaluations (slope D_1 in lambda) th
 phi x0_hat + (h - phi / 2) D_1 with phi = 1 - e^{-2h}: at first order this is DDPM's posterior
 step (DDIM with eta = 1); the line's term makes it second order. Fresh noise enters every step
 but the one to the data.
+
+``eta`` in [0, 1] runs the family of reverse processes with the same marginals between the two
+(Karras et al. 2022, Eq. 6 with beta(t) = eta sigma'/sigma: Langevin noise at eta times the
+reverse SDE's rate; the eta of k-diffusion's sample_dpmpp_2m_sde). Written in lambda, the drift
+toward x0_hat has rate 1 + eta and the exact step becomes
+
+  x_t = (sigma_t / sigma_s) e^{-eta h} x_s + alpha_t [phi x0_hat + (h - phi / (1 + eta)) D_1]
+        + sigma_t sqrt(1 - e^{-2 eta h}) z,      phi = 1 - e^{-(1 + eta) h}.
+
+eta = 1 is the reverse SDE above; eta = 0 is the probability-flow ODE (first step: DDIM with
+eta = 0; the line's term then equals psi_2 D_1, the exact integral of the line, not 2M's
+midpoint form, so the two agree to second order only). At first order each step maps the
+marginal N(alpha_s x0, sigma_s^2) to N(alpha_t x0, sigma_t^2) exactly for every eta (tested).
 """
 
 from __future__ import annotations
@@ -157,9 +170,14 @@ def dpmpp2m_sde_sample(
     generator: torch.Generator | None = None,
     record: Record = None,
     progress: bool = False,
+    eta: float = 1.0,
 ) -> ChainResult:
     """SDE-DPM-Solver++(2M) along ``grid`` (module docstring): one evaluation per step, fresh
-    noise from ``generator`` on every step that does not end at the data, in chain order."""
+    noise from ``generator`` on every step that does not end at the data, in chain order;
+    ``eta`` in [0, 1] scales the SDE's noise (1: the reverse SDE, 0: the probability-flow
+    ODE)."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta = {eta!r} must lie in [0, 1] (1: the reverse SDE, 0: the ODE)")
     process = denoiser.process
     grid = list(process.default_grid() if grid is None else grid)
     lam = {t: 0.5 * process.log_snr(t) for t in grid}
@@ -174,16 +192,18 @@ def dpmpp2m_sde_sample(
             return x0  # the data end: lambda = inf, nothing is left to integrate
         # 2. the integral of the line through this and the last prediction (module docstring)
         h = lam[t_prev] - lam[t]
-        phi = -math.expm1(-2.0 * h)
+        phi = -math.expm1(-(1.0 + eta) * h)
         increment = phi * x0
         if previous:
             lam_last, x0_last = previous[0]
-            increment = increment + (h - 0.5 * phi) * (x0 - x0_last) / (lam[t] - lam_last)
+            slope = (x0 - x0_last) / (lam[t] - lam_last)
+            increment = increment + (h - phi / (1.0 + eta)) * slope
         previous[:] = [(lam[t], x0)]
         # 3. the exact linear part, the integrated data term and the step's fresh noise
         sigma_t, sigma_prev = process.sigma(t), process.sigma(t_prev)
-        mean = (sigma_prev / sigma_t) * math.exp(-h) * x_t + process.alpha(t_prev) * increment
-        return mean + sigma_prev * math.sqrt(phi) * randn_like(x_t, generator)
+        mean = (sigma_prev / sigma_t) * math.exp(-eta * h) * x_t + process.alpha(t_prev) * increment
+        noise_std = sigma_prev * math.sqrt(-math.expm1(-2.0 * eta * h))
+        return mean + noise_std * randn_like(x_t, generator)
 
     pairs = list(itertools.pairwise(grid))
     return run_chain(

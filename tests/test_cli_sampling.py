@@ -91,3 +91,20 @@ def test_bench_samplers(tiny_run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("difflab: error:") and needle in err and err.count("\n") == 1
 
+
+def test_tune_schedule_tries_every_step_spacing(tiny_run):
+    """On a discrete run the search's fixed grids hold every step spacing (the config's first)
+    beside the noise-level grids; a spacing that repeats another's levels is left out (at T =
+    50, K = 5 leading and trailing are linspace)."""
+    from difflab.app.run import load_run
+    from difflab.app.tune import _tuning_config, fixed_grids
+
+    run = load_run(tiny_run)
+    grids = fixed_grids(run, _tuning_config(run, "dpmpp2m", 5))
+    assert list(grids) == ["spacing:linspace", "spacing:quadratic", "karras", "logsnr", "time"]
+    assert all(len(levels) == 5 for levels in grids.values())
+    # quadratic is dense near the data: its lowest level is below linspace's
+    assert grids["spacing:quadratic"][-1] < grids["spacing:linspace"][-1]
+    run.config = run.config.replace("sample", spacing="trailing")
+    names = list(fixed_grids(run, _tuning_config(run, "dpmpp2m", 5)))
+    assert names[:2] == ["spacing:trailing", "spacing:quadratic"]

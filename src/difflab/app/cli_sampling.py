@@ -96,10 +96,10 @@ def tune_schedule_parser(sub) -> None:
         "tune-schedule",
         help="search the K noise levels of a sampler that minimise a held-out criterion",
         description="WaveGrad's schedule search, generalised: starting from the best fixed grid "
-        "(karras, logsnr, time; a discrete run's spacing), a compass search over the K noise "
-        "levels (and DDIM's eta, dpmpp2m_sde's sde_eta or EDM's s_churn) minimises a criterion "
-        "on held-out data (toy: a fresh draw; file runs: --data; images: the validation split) "
-        "with one fixed seed; "
+        "(karras, logsnr, time; every step spacing of a discrete run), a compass search over "
+        "the K noise levels (and DDIM's eta, dpmpp2m_sde's sde_eta or EDM's s_churn) minimises "
+        "a criterion on held-out data (toy: a fresh draw; file runs: --data; images: the "
+        "validation split) with one fixed seed; "
         "the result is then checked on fresh seeds against an independent draw. Writes "
         "RUN_DIR/tuned_schedule.json; sample with `difflab sample RUN --schedule tuned`. "
         "Audio runs: the criterion is the log-mel distance of --clips validation clips vocoded "

@@ -1,15 +1,16 @@
 """``difflab tune-schedule RUN --steps K``: the K noise levels of a sampler (and, for a
 stochastic sampler, its noise: DDIM's eta, dpmpp2m_sde's sde_eta, EDM's S_churn) that minimise
 a validation criterion on held-out data (schedule_search.py; WaveGrad's schedule search,
-generalised), written into
-the run as ``tuned_schedule.json``; ``difflab sample RUN --schedule tuned`` uses it.
+generalised), written into the run as ``tuned_schedule.json``; ``difflab sample RUN --schedule
+tuned`` uses it.
 
 1. the held-out data: a fresh toy draw, the file of ``--data``, or the images' validation
    split (a run without any is an error); a second, independent draw checks the result;
 2. the criterion (registry ``CRITERIA``: energy distance, E_q[-log p], the digits' Frechet
    distance; pluggable), on ``n`` samples drawn with one fixed seed every time;
-3. every fixed grid at K steps (karras, logsnr, time; for a discrete schedule also its
-   spacing), with the run's noise-level range; the search starts from the best;
+3. every fixed grid at K steps (karras, logsnr, time; for a discrete schedule also every step
+   spacing, the config's first, less those that repeat another's levels), with the run's
+   noise-level range; the search starts from the best;
 4. the compass search over the levels (and the noise), then the tuned schedule and every
    fixed grid are scored again on ``check_seeds`` fresh seeds against the second draw: the
    medians are reported beside the search's own value, with the search's cost.
@@ -35,6 +36,7 @@ from difflab.app.schedule_file import SCHEDULE_FILE, write_schedule
 from difflab.data.files import load_vectors
 from difflab.data.toy import sample_toy
 from difflab.samplers.grids import FinalStep, Grid, grid_sigma_bars
+from difflab.samplers.spacing import Spacing
 from difflab.schedule_search import Knob, search_levels
 
 #: Seeds of the held-out toy draws: the search's and the check's (neither a training seed nor
@@ -93,13 +95,18 @@ def fixed_grids(run: Run, cfg: Config) -> dict[str, list[float]]:
     grids: dict[str, list[float]] = {}
     names = [g.value for g in Grid]
     if not LOSSES[cfg.loss.name].continuous and cfg.sample.final_step == FinalStep.DENOISE:
-        names = [f"spacing:{cfg.sample.spacing}", *names]
+        # every step spacing, the config's first; one that repeats another's levels is left out
+        spacings = dict.fromkeys([str(cfg.sample.spacing), *(s.value for s in Spacing)])
+        names = [*(f"spacing:{s}" for s in spacings), *names]
     process = build_process(cfg, run.schedule)
     for name in names:
-        grid = None if name.startswith("spacing:") else name
-        times = sample_grid(cfg.replace("sample", grid=grid), run.schedule)
-        levels = grid_sigma_bars(process, times)
-        grids[name] = [s for s in levels if s > 0]
+        if name.startswith("spacing:"):
+            times = sample_grid(cfg.replace("sample", grid=None, spacing=name[8:]), run.schedule)
+        else:
+            times = sample_grid(cfg.replace("sample", grid=name), run.schedule)
+        levels = [s for s in grid_sigma_bars(process, times) if s > 0]
+        if levels not in grids.values():
+            grids[name] = levels
     return grids
 
 

@@ -5,12 +5,17 @@ Each candidate is the default config with ``--set``-style overrides. It is train
 ``--samplers`` (``name:K``, K omitted: all T steps) for ``--seeds`` seeds of ``--n`` points;
 per sampler: the median energy-distance ratio to its noise floor (``--floor-draws`` fresh
 draws), the median E_q[-log p] of the samples beside the data's entropy H(p), and the sampling
-time. Candidates run one after another, so run it under the shared lock on a quiet machine.
+time. ``tuned:NAME:K`` first runs ``difflab tune-schedule RUN --steps K --sampler NAME --n
+TUNE_N`` on the trained run (its cost, start grid, levels and noise are recorded), then scores
+``--schedule tuned``. Candidates run one after another, so run it under the shared lock on a
+quiet machine.
 
 Usage:
   flock /tmp/difflab-cpu.lock env PYTHONPATH=src python benchmarks/bench_recipe.py \
       --candidate "today:" --candidate "b1024:train.batch_size=1024,train.steps=2000" \
       --samplers ddpm,dpmpp2m:50 --out benchmarks/results/recipe.json
+  flock /tmp/difflab-cpu.lock env PYTHONPATH=src python benchmarks/bench_recipe.py \
+      --candidate "today:" --samplers dpmpp2m_sde:20,tuned:dpmpp2m_sde:20 --seeds 10
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from difflab.app.config_files import apply_overrides, config_from_dict
 from difflab.app.quality import sample_metrics
 from difflab.app.run import load_run
 from difflab.app.train import train_run
+from difflab.app.tune import tune_schedule
 
 
 def parse_candidate(text: str) -> tuple[str, list[str]]:
@@ -42,11 +48,28 @@ def parse_sampler(text: str) -> tuple[str, int | None, str | None]:
     return name, int(steps) if steps else None, variance or None
 
 
-def score_sampler(run, spec: str, *, n: int, seeds: int, floors: int) -> dict[str, Any]:
+def tune(run, spec: str, *, n: int) -> dict[str, Any]:
+    """``tuned:NAME:K``: tune-schedule for that sampler and K; what it found and cost."""
+    _, sampler, steps = spec.split(":")
+    content = tune_schedule(run, steps=int(steps), sampler=sampler, n=n)
+    return {"start": content["criterion"]["start"], "sigma_bars": content["sigma_bars"],
+            "noise": content["noise"], "cost": content["cost"],
+            "beats_best_fixed_on_check": content["check"]["tuned_beats_best_fixed"]}  # fmt: skip
+
+
+def score_sampler(
+    run, spec: str, *, n: int, seeds: int, floors: int, tune_n: int = 10_000
+) -> dict[str, Any]:
     """Median energy ratio and E_q[-log p] over ``seeds`` sample seeds, and seconds per draw."""
-    sampler, steps, variance = parse_sampler(spec)
     base = run.config
-    run.config = base.replace("sample", sampler=sampler, steps=steps)
+    tuned = None
+    if spec.startswith("tuned:"):
+        tuned = tune(run, spec, n=tune_n)
+        sampler, steps, variance = spec.split(":")[1], int(spec.split(":")[2]), None
+        run.config = base.replace("sample", schedule="tuned")
+    else:
+        sampler, steps, variance = parse_sampler(spec)
+        run.config = base.replace("sample", sampler=sampler, steps=steps)
     if variance:
         run.config = run.config.replace("model", variance=variance)
     ratios, neg_log_p, walls = [], [], []
@@ -61,7 +84,10 @@ def score_sampler(run, spec: str, *, n: int, seeds: int, floors: int) -> dict[st
         entropy = metrics["neg_log_p"]["entropy"]
     run.config = base
     return {
-        "sampler": f"{sampler}-{steps or run.schedule.T}" + (f"-{variance}" if variance else ""),
+        "sampler": ("tuned-" if tuned else "")
+        + f"{sampler}-{steps or run.schedule.T}"
+        + (f"-{variance}" if variance else ""),
+        **({"tune": tuned} if tuned else {}),
         "energy_ratio_median": statistics.median(ratios),
         "energy_ratios": [round(r, 3) for r in ratios],
         "neg_log_p_median": statistics.median(neg_log_p),
@@ -79,7 +105,9 @@ def run_candidate(name: str, overrides: list[str], args: argparse.Namespace) -> 
         train_s = time.perf_counter() - t0
         run = load_run(run_dir)
         rows = [
-            score_sampler(run, spec, n=args.n, seeds=args.seeds, floors=args.floor_draws)
+            score_sampler(
+                run, spec, n=args.n, seeds=args.seeds, floors=args.floor_draws, tune_n=args.tune_n
+            )
             for spec in args.samplers.split(",")
         ]
     return {
@@ -100,6 +128,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--floor-draws", type=int, default=5)
+    parser.add_argument("--tune-n", type=int, default=10_000, help="tune-schedule's --n")
     parser.add_argument("--out", default=None, help="also write the results as JSON")
     args = parser.parse_args()
     results = []

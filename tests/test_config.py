@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -31,6 +32,13 @@ def test_default_toml_matches_the_defaults():
 
     path = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
     assert load_config(path) == Config()
+    # every key is written out (or commented out, for those whose default is "omitted")
+    text = path.read_text()
+    parts = re.split(r"^\[(\w+)\][^\n]*$", text, flags=re.M)
+    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
+    for name, keys in Config().to_dict().items():
+        missing = [k for k in keys if not re.search(rf"^#?\s*{k} =", sections[name], re.M)]
+        assert not missing, f"configs/default.toml [{name}] does not name {missing}"
 
 
 def test_toml_and_overrides(tmp_path):

@@ -108,8 +108,6 @@ def test_config_checks_for_conditioning(tmp_path, capsys):
     _fails(capsys, ["train", *tiny_args(*COND, "model.name=conditional_linear"), *out],
            "use model.name = 'mlp', 'unet'")  # fmt: skip
     _fails(capsys, ["train", *tiny_args(*COND, "data.name=swiss_roll"), *out], "has no classes")
-    edm = [v for kv in (*COND[:2], "loss.name=edm") for v in ("--set", kv)]
-    _fails(capsys, ["train", *edm, *out], "not supported with the continuous formulation")
     _fails(capsys, ["train", *tiny_args(*COND, "train.label_dropout=0", "sample.guidance=3"),
                     *out], "train.label_dropout = 0 never trains")  # fmt: skip
     assert not (tmp_path / "x").exists()

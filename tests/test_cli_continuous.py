@@ -251,3 +251,22 @@ def test_tune_schedule_default_n_grows_with_k_on_vector_data():
     digits = SimpleNamespace(config=load_config(digits_toml, []))
     assert [default_n(toy, k) for k in (3, 9, 10, 20)] == [2000, 2000, 10_000, 10_000]
     assert default_n(digits, 20) == 2000
+
+
+def test_class_conditional_continuous_run(tmp_path, capsys):
+    """A class-conditional EDM run trains, samples a class with guidance (the labels kept in
+    the .npz) and evaluates (the ODE NLL given the labels, and the samples' classes)."""
+    run = tmp_path / "c8"
+    sets = _args("loss.name=edm", "data.name=8gaussians", "model.class_conditional=true",
+                 "evaluate.n_samples=160")  # fmt: skip
+    assert main(["train", *sets, "--out", str(run), "--quiet"]) == 0
+    out = tmp_path / "three.npz"
+    flags = ["--class", "3", "--guidance", "2", "--sampler", "dpmpp2m", "--steps", "8"]
+    assert main(["sample", str(run), "--n", "24", *flags, "--out", str(out), "--quiet"]) == 0
+    with np.load(out) as z:
+        assert z["x"].shape == (24, 2) and set(z["labels"].tolist()) == {3}
+        assert np.isfinite(z["x"]).all()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--n", "64"]) == 0
+    printed = capsys.readouterr().out
+    assert "-log p(x | c)" in printed and "class accuracy of the samples" in printed

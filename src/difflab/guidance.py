@@ -70,6 +70,15 @@ class GuidedDenoiser(nn.Module):
         return self.base.device
 
     @property
+    def first_trained_time(self) -> float:
+        return self.base.first_trained_time
+
+    def prior_std(self, t: float) -> float:
+        """The base model's prior std at the chain's start (a continuous formulation's is the
+        marginal's, not 1: samplers read it here)."""
+        return self.base.prior_std(t)
+
+    @property
     def passes(self) -> int:
         """Network passes per call, each on a batch of the state's size."""
         return 1 if self.scale in (0.0, 1.0) else 2

@@ -143,12 +143,13 @@ def build_denoiser(
     cfg: Config, net: nn.Module, schedule: NoiseSchedule, *, labels: torch.Tensor | None = None
 ) -> Denoiser:
     """The run's diffusion network as samplers see it; ``labels`` (B,) for a class-conditional
-    network (None: its null class, the unconditional model; discrete losses only, which
-    app/config.py checks)."""
+    network (None: its null class, the unconditional model)."""
     clip = (-1.0, 1.0) if cfg.sample.clip_x0 else None
     formulation = build_formulation(cfg)
     if formulation is not None:
-        return ContinuousDenoiser(net, formulation, variance=cfg.model.variance, clip=clip)
+        return ContinuousDenoiser(
+            net, formulation, variance=cfg.model.variance, clip=clip, labels=labels
+        )
     return Denoiser(
         net,
         schedule,

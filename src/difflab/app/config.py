@@ -157,14 +157,6 @@ def _check_conditioning(cfg: Config) -> None:
             f"model.class_conditional = true needs a network that takes class labels, not "
             f"model.name = {cfg.model.name!r}; use model.name = {_quoted(takes_labels)}"
         )
-    if cfg.model.class_conditional and LOSSES[cfg.loss.name].continuous:
-        discrete = [
-            n for n, row in LOSSES.items() if row.trains == DIFFUSION and not row.continuous
-        ]
-        raise ValueError(
-            f"model.class_conditional = true is not supported with the continuous formulation "
-            f"loss.name = {cfg.loss.name!r} yet; use a discrete loss ({_quoted(discrete)})"
-        )
     unread = [
         (key, default)
         for key, default in (("train.label_dropout", LABEL_DROPOUT), ("sample.guidance", 1.0))

@@ -218,22 +218,11 @@ class ContinuousDenoiser(Denoiser):
     def forward(self, x_t: Tensor, t: float) -> DenoiserOutput:
         """x0_hat and eps_hat at process time t (> 0) for the whole batch."""
         times = torch.tensor([float(t)], dtype=torch.float64, device=x_t.device)
-        _, x0, eps = self.formulation.predict(self._labelled_net(x_t), x_t, times)
+        _, x0, eps = self.formulation.predict(self._net, x_t, times)  # with the labels, if any
         if self.clip is not None:
             x0 = x0.clamp(*self.clip)
             eps = (x_t - self.process.alpha(t) * x0) / self.process.sigma(t)
         return DenoiserOutput(x0, eps, None)
-
-    def _labelled_net(self, x_t: Tensor):
-        """The network as ``net(x, noise)``, given the labels (B,) if there are any."""
-        if self.labels is None:
-            return self.net
-        if self.labels.shape != (x_t.shape[0],):
-            raise ValueError(
-                f"the Denoiser holds {tuple(self.labels.shape)} labels for a batch of "
-                f"{x_t.shape[0]}; give one label per example"
-            )
-        return lambda x, noise: self.net(x, noise, self.labels)
 
     def _clipped_small(self) -> float:
         """The "small" variance of a step to the data is 0 (samplers return its mean)."""

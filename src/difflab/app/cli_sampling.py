@@ -163,12 +163,7 @@ def bench_samplers_parser(sub) -> None:
         "--floor-draws", type=int, default=5, help="data draws for the noise floors (default 5)"
     )
     p.add_argument("--eta", type=float, help="DDIM's eta in [0, 1] (default: sample.eta)")
-    p.add_argument(
-        "--sde-eta",
-        type=float,
-        help="dpmpp2m_sde only: its noise scale in [0, 1] (1 the reverse SDE, default; 0 the "
-        "probability-flow ODE)",
-    )
+    _add_sde_eta(p)
     p.add_argument(
         "--spacing", help="step spacing: linspace, leading, trailing, quadratic (default: run's)"
     )
@@ -240,6 +235,15 @@ def _add_class_args(p: argparse.ArgumentParser, *, classes: bool = True) -> None
     )
 
 
+def _add_sde_eta(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sde-eta",
+        type=float,
+        help="dpmpp2m_sde only: its noise scale in [0, 1] (1 the reverse SDE, default; 0 the "
+        "probability-flow ODE)",
+    )
+
+
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", help=_sampler_help())
     eta_readers = " or ".join(n for n, r in SAMPLERS.items() if "eta" in r.keys)
@@ -248,12 +252,7 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
         type=float,
         help=f"{eta_readers} only: noise scale in [0, 1] (0 deterministic, default)",
     )
-    p.add_argument(
-        "--sde-eta",
-        type=float,
-        help="dpmpp2m_sde only: its noise scale in [0, 1] (1 the reverse SDE, default; 0 the "
-        "probability-flow ODE)",
-    )
+    _add_sde_eta(p)
     p.add_argument(
         "--spacing",
         help="which K of the T steps: linspace (default), leading, trailing, quadratic",

@@ -58,8 +58,7 @@ def start_state(
     """A diffusion chain's starting state at the grid's first time: ``x_T`` if given, else a
     draw from the model's prior there, N(0, prior_std^2 I) (N(0, I) for a discrete schedule;
     ``Denoiser.prior_std``), on the denoiser's device."""
-    prior_std = getattr(denoiser, "prior_std", None)
-    std = 1.0 if prior_std is None else prior_std(grid[0])
+    std = denoiser.prior_std(grid[0])
     return initial_noise(shape, x_T, generator=generator, device=denoiser.device, std=std)
 
 

@@ -173,7 +173,8 @@ def dpmpp2m_sde_sample(
     eta: float = 1.0,
 ) -> ChainResult:
     """SDE-DPM-Solver++(2M) along ``grid`` (module docstring): one evaluation per step, fresh
-    noise from ``generator`` on every step that does not end at the data, in chain order;
+    noise from ``generator`` on every step that does not end at the data, in chain order (none
+    at eta = 0);
     ``eta`` in [0, 1] scales the SDE's noise (1: the reverse SDE, 0: the probability-flow
     ODE)."""
     if not 0.0 <= eta <= 1.0:
@@ -202,6 +203,8 @@ def dpmpp2m_sde_sample(
         # 3. the exact linear part, the integrated data term and the step's fresh noise
         sigma_t, sigma_prev = process.sigma(t), process.sigma(t_prev)
         mean = (sigma_prev / sigma_t) * math.exp(-eta * h) * x_t + process.alpha(t_prev) * increment
+        if eta == 0.0:
+            return mean  # the probability-flow ODE: no noise to draw
         noise_std = sigma_prev * math.sqrt(-math.expm1(-2.0 * eta * h))
         return mean + noise_std * randn_like(x_t, generator)
 

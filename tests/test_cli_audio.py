@@ -215,3 +215,26 @@ def test_commands_that_do_not_apply_to_audio_runs(audio_run, capsys):
     assert "do not apply" in _error(capsys, ["sample", str(audio_run), "--sigma-max", "5"])
     err = _error(capsys, ["evaluate", str(audio_run), "--data", "x.npy", "--rtol", "1e-3"])
     assert "--data, --rtol do not apply to an audio run" in err
+
+
+def test_a_run_from_before_level_encoding_loads_with_the_papers_encoding(tmp_path):
+    """A run whose recorded config has no ``model.level_encoding`` (trained before the key
+    existed, with the paper's encoding) loads and vocodes: the default is the paper's; the
+    shipped config's log_sigma run has the extra encoder weights and vocodes too."""
+    from safetensors.torch import load_file
+
+    old = tmp_path / "old"
+    assert main(["train", str(CONFIG), *_sets(*TINY_AUDIO, "model.level_encoding=level"),
+                 "--out", str(old), "--quiet"]) == 0  # fmt: skip
+    cfg_path = old / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["model"]["level_encoding"]
+    cfg_path.write_text(json.dumps(cfg))
+    weights = load_file(old / "checkpoints" / "step_00000003" / "model.safetensors")
+    assert not any("encoder." in k for k in weights)
+    clip = toy_speech_clip(1, seconds=0.2)
+    write_wav(tmp_path / "in.wav", clip.audio, 16000)
+    out = tmp_path / "out.wav"
+    assert main(["vocode", str(old), str(tmp_path / "in.wav"), "--out", str(out), "--steps", "2",
+                 "--quiet"]) == 0  # fmt: skip
+    assert sf.read(out)[0].shape == clip.audio.shape

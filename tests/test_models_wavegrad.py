@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from difflab.models.wavegrad import LAYOUTS, FiLM, WaveGrad, layout_for
+from difflab.models.embeddings import SinusoidalEmbedding
+from difflab.models.wavegrad import LAYOUTS, FiLM, LogSigmaEncoding, WaveGrad, layout_for
 
 
 @pytest.mark.parametrize(
@@ -18,6 +19,9 @@ from difflab.models.wavegrad import LAYOUTS, FiLM, WaveGrad, layout_for
         {"upsample_factors": (4, 4, 4), "upsample_channels": (16, 8, 8),
          "downsample_channels": (4, 8, 8), "mel_channels": 16},
         {"upsample_factors": (3,), "upsample_channels": (8,), "downsample_channels": (4,)},
+        {"level_encoding": "log_sigma", "time_dim": 16},
+        {"upsample_factors": (3,), "upsample_channels": (8,), "downsample_channels": (5,),
+         "level_encoding": "log_sigma", "time_dim": 8},
     ],
 )  # fmt: skip
 def test_output_length_is_hop_times_frames(layout):
@@ -72,3 +76,52 @@ def test_the_noise_level_encoding_separates_nearby_levels():
         b = film(h, torch.tensor([0.501]))[0]
         rel = float((a - b).norm() / a.norm())
         assert (rel > 0.05) is far_apart, (scale, rel)
+
+
+def _level(sigma: float) -> torch.Tensor:
+    return torch.tensor([math.sqrt(1.0 - sigma * sigma)], dtype=torch.float32)
+
+
+def test_log_sigma_encoding_separates_small_noise_levels_the_papers_cannot():
+    """Where few-step vocoding ends (sigma 1e-3 .. 1e-2), l = sqrt(1 - sigma^2) is within 5e-5
+    of 1: the paper's encoding of 5000 l at the tiny model's full-rate width (8 channels) gives
+    sigma = 1e-3 and 3e-3 encodings within 2% of each other, while -ln(sigma) * 100 differs by
+    110 between them and the log_sigma encoding tells them apart; at large sigma both do."""
+    paper = SinusoidalEmbedding(8, scale=5000.0)
+    log_sigma = LogSigmaEncoding(16)
+
+    def ours(level):
+        return log_sigma.sinusoid(log_sigma.neg_log_sigma(level))
+
+    def rel(enc, s1, s2):
+        a, b = enc(_level(s1)), enc(_level(s2))
+        return float((a - b).norm() / a.norm())
+
+    assert rel(paper, 1e-3, 3e-3) < 0.02
+    assert rel(ours, 1e-3, 3e-3) > 0.3
+    assert rel(ours, 3e-3, 1e-2) > 0.3
+    assert rel(paper, 0.5, 0.6) > 0.3 and rel(ours, 0.5, 0.6) > 0.3
+
+
+def test_log_sigma_encoding_is_finite_at_the_ends():
+    """l = 1 (sigma 0, floored at 1e-4) and l = 0 (sigma 1) give finite encodings; sigma below
+    the floor encodes as the floor."""
+    enc = LogSigmaEncoding(8)
+    out = enc(torch.tensor([1.0, 0.0, math.sqrt(1 - 1e-10)]))
+    assert out.shape == (3, 32) and torch.isfinite(out).all()
+    assert torch.equal(out[0], out[2])
+    got = enc.neg_log_sigma(_level(1e-3))
+    assert abs(float(got) - math.log(1e3)) < 0.03  # float32 level, sigma within 3%
+
+
+def test_the_default_encoding_keeps_the_papers_weights():
+    """Runs trained before ``model.level_encoding`` existed load: the default is the paper's
+    encoding, whose state dict has no encoder weights; log_sigma adds the shared encoder and
+    one projection per FiLM."""
+    paper = WaveGrad(80).state_dict()
+    ours = WaveGrad(80, level_encoding="log_sigma").state_dict()
+    assert not any(k.startswith("encoder.") for k in paper)
+    assert set(paper) <= set(ours)
+    assert {k for k in ours if k.startswith("encoder.")} and "films.0.encoding.weight" in ours
+    with pytest.raises(ValueError, match="model.level_encoding"):
+        WaveGrad(80, level_encoding="index")

@@ -280,7 +280,7 @@ MODELS: dict[str, ModelEntry] = {
     "wavegrad": ModelEntry(
         WaveGrad, VOCODER, "audio", "WaveGrad vocoder (mel-conditioned, Chen et al. 2020)",
         keys=("size", "upsample_factors", "upsample_channels", "downsample_channels",
-              "mel_channels", "noise_scale"),
+              "mel_channels", "noise_scale", "level_encoding", "time_dim"),
         uses=("n_mels",),
     ),
 }  # fmt: skip

@@ -21,7 +21,7 @@ from difflab.losses.flow import TimeDistribution
 from difflab.losses.score_matching import Projection
 from difflab.losses.wavegrad import LevelDraw, Norm
 from difflab.models.embeddings import Activation
-from difflab.models.wavegrad import WaveGradLayout, layout_for
+from difflab.models.wavegrad import LevelEncoding, WaveGradLayout, layout_for
 from difflab.parameterization import Prediction
 from difflab.reverse import Variance
 from difflab.schedules import ScheduleName
@@ -224,6 +224,7 @@ class ModelConfig:
     downsample_channels: tuple[int, ...] | None = None
     mel_channels: int | None = None
     noise_scale: float = 5000.0
+    level_encoding: str = "level"
     class_conditional: bool = False
 
     def __post_init__(self) -> None:
@@ -243,6 +244,7 @@ class ModelConfig:
         )
         _check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
         _choice(Activation, self.activation, "model.activation")
+        _choice(LevelEncoding, self.level_encoding, "model.level_encoding")
         _choice(Prediction, self.prediction, "model.prediction")
         _choice(Variance, self.variance, "model.variance")
         _check(self.width >= 1, "model.width", self.width, "an integer >= 1")

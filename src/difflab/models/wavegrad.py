@@ -18,10 +18,14 @@ Layout (resolutions are fractions of the sample rate):
    shift + scale * h (paper Fig. 4);
 4. a 3-tap conv from the last UBlock to one channel.
 
-Noise-level encoding: the level times :data:`NOISE_SCALE` = 5000 (the paper's choice, Sec. 3.2
-and its Eq. for the positional encoding), in the transformer's sinusoidal embedding with
-max period 10000, so levels 1e-4 apart get distinguishable encodings. Downsampling by average
-pooling (the paper says "downsample"; pooling is anti-aliased where sample picking is not).
+Noise-level encoding (``level_encoding``): "level", the paper's, the level times
+:data:`NOISE_SCALE` = 5000 (Sec. 3.2 and its Eq. for the positional encoding) in the
+transformer's sinusoidal embedding (max period 10000) with each FiLM's channel count, so levels
+1e-4 apart get distinguishable encodings at l = 0.5; or "log_sigma", one sinusoidal encoding of
+-ln(sigma) * :data:`LOG_SIGMA_SCALE` shared by the FiLMs (:class:`LogSigmaEncoding`), which also
+separates the small sigma (1e-3 .. 1e-2, l within 5e-5 of 1) where few-step schedules end and
+where 5000 l barely moves. Downsampling by average pooling (the paper says "downsample";
+pooling is anti-aliased where sample picking is not).
 
 Sizes (:data:`LAYOUTS`): "base" follows the paper (factors 5, 5, 3, 2, 2 for a hop of 300 at
 24 kHz; about 15M parameters, a GPU model); "tiny" (factors 5, 5, 4, 2: hop 200, 12.5 ms at
@@ -38,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from difflab.choices import StrEnum, parse_enum
 from difflab.models.embeddings import SinusoidalEmbedding
 
 #: The noise level is multiplied by this before its sinusoidal encoding (Chen et al. 2020).
@@ -115,18 +120,76 @@ def _conv(c_in: int, c_out: int, kernel: int = 3, dilation: int = 1) -> nn.Conv1
     return nn.Conv1d(c_in, c_out, kernel, dilation=dilation, padding=dilation * (kernel // 2))
 
 
-class FiLM(nn.Module):
-    """(shift, scale) from a waveform-path feature map and the noise level (paper Fig. 4)."""
+class LevelEncoding(StrEnum):
+    """How the noise level reaches the FiLM modules (``model.level_encoding``)."""
 
-    def __init__(self, c_in: int, c_out: int, *, noise_scale: float = NOISE_SCALE) -> None:
+    LEVEL = "level"
+    LOG_SIGMA = "log_sigma"
+
+
+#: ``log_sigma`` encodes -ln(sigma) times this (sigma = sqrt(1 - l^2)): sigma from 1 down to
+#: 5e-4 spans 0..760, the range of a 1000-step index, so the encoding's frequencies resolve
+#: every decade of sigma alike.
+LOG_SIGMA_SCALE = 100.0
+#: ``log_sigma`` floors sigma here before the log (the float32 level 1 - 6e-8 is sigma 3.5e-4).
+MIN_SIGMA = 1e-4
+
+
+class LogSigmaEncoding(nn.Module):
+    """The ``log_sigma`` encoding: a sinusoidal encoding (``dim``) of -ln(sigma) *
+    :data:`LOG_SIGMA_SCALE`, then two SiLU layers of width 4 ``dim`` (as DiffWave's step
+    encoding), shared by every FiLM; each FiLM projects it to its channels."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.sinusoid = SinusoidalEmbedding(dim, scale=LOG_SIGMA_SCALE)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, 4 * dim), nn.SiLU()
+        )
+        self.width = 4 * dim
+
+    @staticmethod
+    def neg_log_sigma(level: torch.Tensor) -> torch.Tensor:
+        """-ln(sigma), sigma = sqrt(1 - l^2) floored at :data:`MIN_SIGMA` (in float64: the
+        float32 level of sigma = 1e-3 gives sigma within 3%)."""
+        level = level.double()
+        return -0.5 * torch.log((1.0 - level * level).clamp(min=MIN_SIGMA**2))
+
+    def forward(self, level: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.sinusoid(self.neg_log_sigma(level)).float())
+
+
+class FiLM(nn.Module):
+    """(shift, scale) from a waveform-path feature map and the noise level (paper Fig. 4).
+
+    ``encoding_width`` None: the paper's encoding, a sinusoidal encoding of ``noise_scale`` * l
+    with the block's own ``c_in`` channels; else the width of a shared encoding
+    (:class:`LogSigmaEncoding`) that a linear layer projects to ``c_in`` channels."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        *,
+        noise_scale: float = NOISE_SCALE,
+        encoding_width: int | None = None,
+    ) -> None:
         super().__init__()
         self.input_conv = _conv(c_in, c_in)
-        self.encoding = SinusoidalEmbedding(c_in if c_in % 2 == 0 else c_in + 1, scale=noise_scale)
+        if encoding_width is None:
+            dim = c_in if c_in % 2 == 0 else c_in + 1
+            self.encoding: nn.Module = SinusoidalEmbedding(dim, scale=noise_scale)
+        else:
+            self.encoding = nn.Linear(encoding_width, c_in)
         self.output_conv = _conv(c_in, 2 * c_out)
 
-    def forward(self, h: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, h: torch.Tensor, level_or_encoding: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``level_or_encoding``: the level (B,) for the paper's encoding, else the shared
+        encoding (B, encoding_width)."""
         h = F.leaky_relu(self.input_conv(h), LEAK)
-        h = h + self.encoding(level)[:, : h.shape[1], None].to(h.dtype)
+        h = h + self.encoding(level_or_encoding)[:, : h.shape[1], None].to(h.dtype)
         shift, scale = self.output_conv(h).chunk(2, dim=1)
         return shift, scale
 
@@ -191,7 +254,9 @@ class WaveGrad(nn.Module):
 
     ``n_mels``: mel bands of the conditioning; ``layout``: channels and factors (or ``size``
     "tiny" / "base" with entries replaced by the keyword arguments); ``noise_scale``: the level's
-    multiplier before the sinusoidal encoding.
+    multiplier before the sinusoidal encoding; ``level_encoding``: "level" (the paper's: each
+    FiLM encodes ``noise_scale`` * l with its own channel count) or "log_sigma" (one shared
+    encoding of -ln(sigma), :class:`LogSigmaEncoding`, of ``time_dim``, projected per FiLM).
     """
 
     def __init__(
@@ -204,8 +269,11 @@ class WaveGrad(nn.Module):
         downsample_channels: Sequence[int] | None = None,
         mel_channels: int | None = None,
         noise_scale: float = NOISE_SCALE,
+        level_encoding: str = "level",
+        time_dim: int = 64,
     ) -> None:
         super().__init__()
+        self.level_encoding = parse_enum(LevelEncoding, level_encoding, "model.level_encoding")
         layout = layout_for(
             size,
             upsample_factors=upsample_factors,
@@ -232,8 +300,13 @@ class WaveGrad(nn.Module):
             DBlock(down_ch[j], down_ch[j + 1], factors[n - 1 - j]) for j in range(n - 1)
         )
         # FiLM j (full rate first) feeds UBlock n-1-j, which outputs that rate
+        self.encoder = (
+            LogSigmaEncoding(time_dim) if self.level_encoding is LevelEncoding.LOG_SIGMA else None
+        )
+        width = None if self.encoder is None else self.encoder.width
         self.films = nn.ModuleList(
-            FiLM(down_ch[j], up_ch[n - 1 - j], noise_scale=noise_scale) for j in range(n)
+            FiLM(down_ch[j], up_ch[n - 1 - j], noise_scale=noise_scale, encoding_width=width)
+            for j in range(n)
         )
         self.out_conv = _conv(up_ch[-1], 1)
 
@@ -249,11 +322,12 @@ class WaveGrad(nn.Module):
                 f"{frames} mel frames and hop {hop}; got {tuple(y.shape)}"
             )
         # 1. waveform path, full rate first; each output conditions one FiLM
+        noise = level if self.encoder is None else self.encoder(level)
         h = self.wave_conv(y)
-        films = [self.films[0](h, level)]
+        films = [self.films[0](h, noise)]
         for j, block in enumerate(self.dblocks):
             h = block(h)
-            films.append(self.films[j + 1](h, level))
+            films.append(self.films[j + 1](h, noise))
         # 2. mel path, upsampled block by block, modulated at the same rate
         x = self.mel_conv(mel)
         for i, block in enumerate(self.ublocks):

@@ -273,7 +273,7 @@ class WaveGrad(nn.Module):
         time_dim: int = 64,
     ) -> None:
         super().__init__()
-        self.level_encoding = parse_enum(LevelEncoding, level_encoding, "model.level_encoding")
+        encoding = parse_enum(LevelEncoding, level_encoding, "model.level_encoding")
         layout = layout_for(
             size,
             upsample_factors=upsample_factors,
@@ -300,9 +300,7 @@ class WaveGrad(nn.Module):
             DBlock(down_ch[j], down_ch[j + 1], factors[n - 1 - j]) for j in range(n - 1)
         )
         # FiLM j (full rate first) feeds UBlock n-1-j, which outputs that rate
-        self.encoder = (
-            LogSigmaEncoding(time_dim) if self.level_encoding is LevelEncoding.LOG_SIGMA else None
-        )
+        self.encoder = LogSigmaEncoding(time_dim) if encoding is LevelEncoding.LOG_SIGMA else None
         width = None if self.encoder is None else self.encoder.width
         self.films = nn.ModuleList(
             FiLM(down_ch[j], up_ch[n - 1 - j], noise_scale=noise_scale, encoding_width=width)
@@ -322,12 +320,12 @@ class WaveGrad(nn.Module):
                 f"{frames} mel frames and hop {hop}; got {tuple(y.shape)}"
             )
         # 1. waveform path, full rate first; each output conditions one FiLM
-        noise = level if self.encoder is None else self.encoder(level)
+        level_or_encoding = level if self.encoder is None else self.encoder(level)
         h = self.wave_conv(y)
-        films = [self.films[0](h, noise)]
+        films = [self.films[0](h, level_or_encoding)]
         for j, block in enumerate(self.dblocks):
             h = block(h)
-            films.append(self.films[j + 1](h, noise))
+            films.append(self.films[j + 1](h, level_or_encoding))
         # 2. mel path, upsampled block by block, modulated at the same rate
         x = self.mel_conv(mel)
         for i, block in enumerate(self.ublocks):
